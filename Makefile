@@ -1,0 +1,60 @@
+# platform-kit: `make test` and `make demo` set up everything they need on a fresh machine.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+CACHE ?= $(HOME)/.cache/platform-kit
+# The virtualenv lives outside the checkout so that torch (large) is installed once per machine.
+VENV ?= $(CACHE)/venv
+PY := $(VENV)/bin/python
+DEPS_HASH := $(shell cat pyproject.toml | sha1sum | cut -c1-12)
+STAMP := $(VENV)/.platform-kit-$(DEPS_HASH)
+export PATH := $(VENV)/bin:$(CACHE)/bin:$(PATH)
+PYTEST_ARGS ?=
+
+.PHONY: help venv install dolt docker services lint typecheck test test-unit bench demo clean
+
+help:
+	@echo "make test   - set everything up, then ruff, mypy and pytest (unit, integration, e2e)"
+	@echo "make demo   - run the main job on the bundled example, twice"
+	@echo "make bench  - run every benchmark in benchmarks/ and print its figures"
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	@rm -f $(VENV)/.platform-kit-* && touch $@
+
+venv: $(STAMP)
+	@# The editable install must point at this checkout (CI clones afresh).
+	@$(PY) -c 'import platform_kit, pathlib, sys; sys.exit(pathlib.Path(platform_kit.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())' \
+		|| $(PY) -m pip install -q --no-deps -e .
+
+install: venv
+
+dolt:
+	@bash infra/install-dolt.sh >/dev/null
+
+docker:
+	@bash infra/docker-up.sh
+
+lint: venv
+	$(VENV)/bin/ruff check platform_kit training tests benchmarks examples
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+test: venv dolt docker lint typecheck
+	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+
+test-unit: venv
+	$(VENV)/bin/pytest -q tests/unit
+
+bench: venv dolt docker
+	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+
+demo: venv dolt docker
+	$(VENV)/bin/platform-kit --config examples/platform.yaml services up
+	$(VENV)/bin/platform-kit --config examples/platform.yaml services status
+
+clean:
+	rm -rf .platform examples/.platform .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,44 @@
+"""Every environment variable platform-kit reads, in one place."""
+
+from __future__ import annotations
+
+import os
+
+GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS"
+PLATFORM_KIT_GOOGLE_API_URL = "PLATFORM_KIT_GOOGLE_API_URL"
+GITHUB_TOKEN = "GITHUB_TOKEN"
+GITHUB_API_URL = "GITHUB_API_URL"
+GITHUB_REPOSITORY = "GITHUB_REPOSITORY"
+GITHUB_SHA = "GITHUB_SHA"
+GITHUB_RUN_ID = "GITHUB_RUN_ID"
+GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
+GITHUB_OUTPUT = "GITHUB_OUTPUT"
+GITHUB_ACTIONS = "GITHUB_ACTIONS"
+DOLT_PASSWORD = "DOLT_PASSWORD"
+MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+# Where install-dolt.sh caches the dolt binary (and the kit looks for it).
+PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
+# Set by CI: a test whose service is missing fails instead of skipping.
+CI = "CI"
+
+# Values of these are never printed, logged, or recorded in MLflow.
+SECRET_VARIABLES = (GOOGLE_APPLICATION_CREDENTIALS, GITHUB_TOKEN, DOLT_PASSWORD)
+
+
+def get(name: str, default: str | None = None) -> str | None:
+    """Read one variable; empty strings count as unset."""
+    value = os.environ.get(name)
+    return value if value else default
+
+
+def secret_values() -> list[str]:
+    """The current values of secret variables (for redaction)."""
+    values = [os.environ.get(name, "") for name in SECRET_VARIABLES]
+    return [v for v in values if len(v) >= 4]
+
+
+def redact(text: str) -> str:
+    """Replace every secret value in ``text`` with ``***``."""
+    for value in secret_values():
+        text = text.replace(value, "***")
+    return text

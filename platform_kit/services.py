@@ -1,0 +1,317 @@
+"""Start, stop and locate the local Dolt and MLflow servers.
+
+``services up`` starts ``dolt sql-server`` and ``mlflow server`` on free loopback ports, with
+their data under the project's ``.platform/``, waits until both answer, and records them in
+``.platform/services.json``. Servers named in platform.yaml (``dolt.server``,
+``mlflow.tracking_uri``) are external: the kit never starts or stops them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import requests
+
+from platform_kit import env
+from platform_kit.config import Config, DoltServer
+from platform_kit.errors import ServiceError
+
+DOLT = "dolt"
+MLFLOW = "mlflow"
+STATE_FILE = "services.json"
+START_TIMEOUT = 90.0
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    url: str
+    healthy: bool
+    managed: bool  # started by 'services up' (and so stopped by 'services down')
+    pid: int | None = None
+    detail: str = ""
+
+    def to_json(self) -> dict[str, object]:
+        return asdict(self)
+
+
+# ---------------------------------------------------------------------------- locating
+
+
+def find_dolt() -> str:
+    """The dolt binary: on PATH, or where infra/install-dolt.sh caches it."""
+    cache = Path(env.get(env.PLATFORM_KIT_CACHE) or Path.home() / ".cache" / "platform-kit")
+    for candidate in (shutil.which("dolt"), cache / "bin" / "dolt"):
+        if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    raise ServiceError("no dolt binary found", hint="run 'bash infra/install-dolt.sh'")
+
+
+def dolt_endpoint(config: Config) -> DoltServer:
+    """Where the Dolt SQL server answers: the configured one, or the local one 'up' started."""
+    if config.dolt.server is not None:
+        return config.dolt.server
+    record = _read_state(config).get(DOLT)
+    if not record:
+        raise ServiceError("the local Dolt server is not running", hint="run 'platform-kit services up'")
+    return DoltServer(host="127.0.0.1", port=int(record["port"]), user="root")
+
+
+def mlflow_uri(config: Config) -> str:
+    """The MLflow tracking URI: $MLFLOW_TRACKING_URI, the configured one, or the local server."""
+    uri = env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
+    if uri:
+        return uri
+    record = _read_state(config).get(MLFLOW)
+    if not record:
+        raise ServiceError("the local MLflow server is not running", hint="run 'platform-kit services up'")
+    return f"http://127.0.0.1:{record['port']}"
+
+
+def dolt_url(endpoint: DoltServer) -> str:
+    return f"mysql://{endpoint.user}@{endpoint.host}:{endpoint.port}"
+
+
+# ---------------------------------------------------------------------------- health
+
+
+def dolt_healthy(endpoint: DoltServer, timeout: float = 2.0) -> tuple[bool, str]:
+    import mysql.connector
+
+    try:
+        conn = mysql.connector.connect(
+            host=endpoint.host,
+            port=endpoint.port,
+            user=endpoint.user,
+            password=env.get(env.DOLT_PASSWORD) or "",
+            connection_timeout=max(1, int(timeout)),
+        )
+    except mysql.connector.Error as exc:
+        return False, env.redact(str(exc))
+    try:
+        cur = conn.cursor()
+        cur.execute("SELECT dolt_version()")
+        row = cur.fetchone()
+        return True, f"dolt {row[0] if row else '?'}"
+    finally:
+        conn.close()
+
+
+def mlflow_healthy(uri: str, timeout: float = 2.0) -> tuple[bool, str]:
+    try:
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        return False, type(exc).__name__
+    return response.ok, f"HTTP {response.status_code}"
+
+
+# ---------------------------------------------------------------------------- lifecycle
+
+
+def services_status(config: Config) -> list[ServiceStatus]:
+    """Each service's URL and health, whether the kit started it or not."""
+    state = _read_state(config)
+    statuses = []
+    if config.dolt.server is not None or DOLT in state:
+        endpoint = dolt_endpoint(config)
+        ok, detail = dolt_healthy(endpoint)
+        record = state.get(DOLT, {})
+        statuses.append(
+            ServiceStatus(DOLT, dolt_url(endpoint), ok, config.dolt.server is None, record.get("pid"), detail)
+        )
+    else:
+        statuses.append(ServiceStatus(DOLT, "", False, True, None, "not started"))
+    if env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri or MLFLOW in state:
+        uri = mlflow_uri(config)
+        ok, detail = mlflow_healthy(uri)
+        external = bool(env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri)
+        statuses.append(
+            ServiceStatus(MLFLOW, uri, ok, not external, state.get(MLFLOW, {}).get("pid"), detail)
+        )
+    else:
+        statuses.append(ServiceStatus(MLFLOW, "", False, True, None, "not started"))
+    return statuses
+
+
+def services_up(config: Config) -> list[ServiceStatus]:
+    """Start whatever local server is not already running and healthy; idempotent."""
+    state = _read_state(config)
+    logs = config.state_dir / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    if config.dolt.server is None and not _alive_and_healthy(state.get(DOLT), _dolt_check):
+        state[DOLT] = _start_dolt(config, logs)
+        _write_state(config, state)
+    if not (env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri) and not _alive_and_healthy(
+        state.get(MLFLOW), _mlflow_check
+    ):
+        state[MLFLOW] = _start_mlflow(config, logs)
+        _write_state(config, state)
+    return services_status(config)
+
+
+def services_down(config: Config) -> list[str]:
+    """Stop the servers 'up' started (never external ones); returns the names stopped."""
+    state = _read_state(config)
+    stopped = []
+    for name in (MLFLOW, DOLT):
+        record = state.pop(name, None)
+        if record and _stop(int(record["pid"])):
+            stopped.append(name)
+    _write_state(config, state)
+    return stopped
+
+
+def ensure_services(config: Config) -> None:
+    """Bring the local servers up when they are not (a no-op for external ones)."""
+    statuses = services_up(config)
+    bad = [s for s in statuses if not s.healthy]
+    if bad:
+        names = ", ".join(f"{s.name} at {s.url or '?'} ({s.detail})" for s in bad)
+        raise ServiceError(f"not healthy: {names}", hint="check 'platform-kit services status'")
+
+
+def _dolt_check(record: dict[str, int]) -> bool:
+    return dolt_healthy(DoltServer("127.0.0.1", int(record["port"]), "root"))[0]
+
+
+def _mlflow_check(record: dict[str, int]) -> bool:
+    return mlflow_healthy(f"http://127.0.0.1:{record['port']}")[0]
+
+
+def _alive_and_healthy(record: dict[str, int] | None, check: Callable[[dict[str, int]], bool]) -> bool:
+    return bool(record) and _pid_alive(int(record["pid"])) and check(record)  # type: ignore[index, arg-type]
+
+
+def _start_dolt(config: Config, logs: Path) -> dict[str, int]:
+    dolt = find_dolt()
+    data_dir = config.state_dir / "dolt"
+    home = config.state_dir / "dolt-home"  # DOLT_ROOT_PATH: keeps the user's ~/.dolt untouched
+    data_dir.mkdir(parents=True, exist_ok=True)
+    home.mkdir(parents=True, exist_ok=True)
+    child_env = {**os.environ, "DOLT_ROOT_PATH": str(home)}
+    if not (home / ".dolt" / "config_global.json").exists():
+        for key, value in (("user.name", "platform-kit"), ("user.email", "platform-kit@localhost")):
+            subprocess.run(
+                [dolt, "config", "--global", "--add", key, value],
+                env=child_env, check=True, capture_output=True,
+            )
+    port = free_port()
+    pid = _spawn(
+        [dolt, "sql-server", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
+        logs / "dolt.log", child_env, data_dir,
+    )
+    record = {"pid": pid, "port": port}
+    _wait(DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
+    return record
+
+
+def _start_mlflow(config: Config, logs: Path) -> dict[str, int]:
+    root = config.state_dir / "mlflow"
+    (root / "artifacts").mkdir(parents=True, exist_ok=True)
+    port = free_port()
+    command = [
+        sys.executable, "-m", "mlflow", "server",
+        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination", str(root / "artifacts"),
+        "--serve-artifacts",
+        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+    ]
+    pid = _spawn(command, logs / "mlflow.log", dict(os.environ), root)
+    record = {"pid": pid, "port": port}
+    _wait(MLFLOW, lambda: _mlflow_check(record), pid, logs / "mlflow.log")
+    return record
+
+
+def _spawn(command: list[str], log_path: Path, child_env: dict[str, str], cwd: Path) -> int:
+    with open(log_path, "ab") as log_file:
+        process = subprocess.Popen(
+            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            env=child_env, cwd=cwd, start_new_session=True,  # outlives the CLI, like a daemon
+        )
+    return process.pid
+
+
+def _wait(name: str, check: Callable[[], bool], pid: int, log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            tail = log_path.read_text(errors="replace").splitlines()[-5:]
+            raise ServiceError(f"{name} server exited while starting: {' | '.join(tail)}")
+        if check():
+            return
+        time.sleep(0.3)
+    _stop(pid)
+    raise ServiceError(f"{name} server did not become healthy in {START_TIMEOUT:.0f}s; see {log_path}")
+
+
+def _stop(pid: int, timeout: float = 15.0) -> bool:
+    if not _pid_alive(pid):
+        return False
+    try:
+        os.killpg(pid, signal.SIGTERM)  # the server's whole session: mlflow forks workers
+    except ProcessLookupError:
+        return False
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            return True
+        time.sleep(0.1)
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+    return True
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of this very process counts as gone.
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        return done == 0
+    except ChildProcessError:
+        return True
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _state_path(config: Config) -> Path:
+    return config.state_dir / STATE_FILE
+
+
+def _read_state(config: Config) -> dict[str, dict[str, int]]:
+    path = _state_path(config)
+    if not path.exists():
+        return {}
+    try:
+        data = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return {k: v for k, v in data.items() if isinstance(v, dict) and "pid" in v and "port" in v}
+
+
+def _write_state(config: Config, state: dict[str, dict[str, int]]) -> None:
+    path = _state_path(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
+    tmp.replace(path)

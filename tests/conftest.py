@@ -1,0 +1,85 @@
+"""Shared fixtures: real services, started once per test session.
+
+A test that needs a service that is not available FAILS when CI is set (it never skips there);
+on a developer machine it skips with the reason, so the gap is visible in the summary.
+"""
+
+from __future__ import annotations
+
+import os
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from platform_kit import services as svc
+from platform_kit.config import Config, DoltServer, load_config
+from platform_kit.errors import PlatformKitError
+
+REGISTRY = os.environ.get("PLATFORM_KIT_REGISTRY", "127.0.0.1:5000")
+
+
+def require(service: str, why: str) -> None:
+    """Fail under CI, skip elsewhere: a missing service is never silently ignored."""
+    message = f"{service} is not available: {why}"
+    if os.environ.get("CI"):
+        pytest.fail(message + " (CI requires every service; see 'make test')", pytrace=False)
+    pytest.skip(message)
+
+
+@dataclass(frozen=True)
+class Services:
+    config: Config
+    dolt: DoltServer
+    mlflow_uri: str
+
+
+def write_project(root: Path, body: str = "") -> Config:
+    """A minimal project directory with a platform.yaml; ``body`` adds sections."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "platform.yaml").write_text(
+        textwrap.dedent(
+            f"""\
+            project: kit-test
+            dolt: {{database: training}}
+            release: {{image: {REGISTRY}/platform-kit-test}}
+            """
+        )
+        + textwrap.dedent(body)
+    )
+    return load_config(root / "platform.yaml")
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A real dolt sql-server and MLflow server for the whole test session."""
+    config = write_project(tmp_path_factory.mktemp("services"))
+    try:
+        statuses = svc.services_up(config)
+    except PlatformKitError as exc:
+        require("dolt sql-server / mlflow server", str(exc))
+    bad = [s for s in statuses if not s.healthy]
+    if bad:
+        require(", ".join(s.name for s in bad), "not healthy after 'services up'")
+    yield Services(config, svc.dolt_endpoint(config), svc.mlflow_uri(config))
+    svc.services_down(config)
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> object:
+    """A docker SDK client for a live engine, with the local registry answering."""
+    import docker
+    import requests
+
+    try:
+        client = docker.from_env(version="auto")
+        client.ping()
+    except Exception as exc:
+        require("Docker engine", f"{type(exc).__name__}: {exc} (run 'bash infra/docker-up.sh')")
+    try:
+        requests.get(f"http://{REGISTRY}/v2/", timeout=3).raise_for_status()
+    except Exception as exc:
+        require(f"registry at {REGISTRY}", f"{type(exc).__name__} (run 'bash infra/docker-up.sh')")
+    return client
