@@ -20,7 +20,7 @@ soft_fail() {
 }
 
 engine_ok() { docker version --format '{{.Server.Version}}' >/dev/null 2>&1; }
-registry_ok() { curl -fsS -o /dev/null --max-time 2 "http://$REGISTRY_ADDR/v2/"; }
+registry_ok() { curl -fsS -o /dev/null --max-time 2 2>/dev/null "http://$REGISTRY_ADDR/v2/"; }
 
 wait_for() {  # wait_for SECONDS CHECK...
   local deadline=$(( $(date +%s) + $1 )); shift
@@ -34,7 +34,7 @@ if ! engine_ok; then
   if [ "$(id -u)" != 0 ]; then
     soft_fail "no Docker engine answers and we are not root: install Docker Engine (https://docs.docker.com/engine/install/) and add yourself to the 'docker' group, or run 'sudo bash infra/docker-up.sh'. Release steps are skipped until then."
   fi
-  if ! command -v dockerd >/dev/null 2>&1 || ! command -v registry >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
+  if ! command -v dockerd >/dev/null 2>&1 || ! command -v docker-registry >/dev/null 2>&1 || ! command -v curl >/dev/null 2>&1; then
     say "installing Debian's docker.io and docker-registry"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker.io docker-registry curl) >&2
   fi
@@ -46,7 +46,7 @@ fi
 say "engine: $(docker version --format '{{.Server.Version}}') ($(docker info --format '{{.Driver}}' 2>/dev/null))"
 
 if ! registry_ok; then
-  command -v registry >/dev/null 2>&1 || {
+  command -v docker-registry >/dev/null 2>&1 || {
     [ "$(id -u)" = 0 ] || soft_fail "no registry on $REGISTRY_ADDR; install docker-registry or run one there"
     (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq docker-registry) >&2
   }
@@ -60,7 +60,7 @@ storage:
 http: {addr: $REGISTRY_ADDR}
 YAML
   say "starting registry on $REGISTRY_ADDR (log: $CACHE/registry.log)"
-  nohup registry serve "$CACHE/registry.yml" >"$CACHE/registry.log" 2>&1 </dev/null &
+  nohup docker-registry serve "$CACHE/registry.yml" >"$CACHE/registry.log" 2>&1 </dev/null &
   wait_for 30 registry_ok || { tail -n 20 "$CACHE/registry.log" >&2; soft_fail "the registry did not start"; }
 fi
 say "registry: http://$REGISTRY_ADDR/v2/ answers"

@@ -310,15 +310,20 @@ class _Reader:
             optional=("dolt", "mlflow", "sheets", "models", "release", "github"),
         )
         project = self.string(fields["project"])
-        sheets = tuple(self.sheet(n) for n in self.items(fields["sheets"])) if "sheets" in fields else ()
+        sheets = (
+            tuple(self.sheet(n) for n in self.items(fields["sheets"])) if "sheets" in fields else ()
+        )
         self.unique(fields.get("sheets"), [s.name for s in sheets], "sheet name")
-        models = tuple(self.model(n) for n in self.items(fields["models"])) if "models" in fields else ()
+        models = (
+            tuple(self.model(n) for n in self.items(fields["models"])) if "models" in fields else ()
+        )
         self.unique(fields.get("models"), [m.name for m in models], "model name")
         return Config(
             path=self.path,
             project=project,
             dolt=self.dolt(fields["dolt"]) if "dolt" in fields else DoltConfig(),
-            mlflow=self.mlflow(fields["mlflow"], project) if "mlflow" in fields
+            mlflow=self.mlflow(fields["mlflow"], project)
+            if "mlflow" in fields
             else MlflowConfig(experiment=project),
             sheets=sheets,
             models=models,
@@ -371,20 +376,28 @@ class _Reader:
             column = self.identifier(value, key)
             kind = self.string(value)
             if kind not in COLUMN_TYPES:
-                raise self.error(value, f"unknown column type {kind!r} (one of {', '.join(COLUMN_TYPES)})")
+                raise self.error(
+                    value, f"unknown column type {kind!r} (one of {', '.join(COLUMN_TYPES)})"
+                )
             columns[column] = kind
         if not columns:
             raise self.error(columns_node, "declare at least one column")
         primary_key = self.string_list(f["primary_key"])
         for key in primary_key:
             if key not in columns:
-                raise self.error(f["primary_key"], f"primary key column {key!r} is not in 'columns'")
+                raise self.error(
+                    f["primary_key"], f"primary key column {key!r} is not in 'columns'"
+                )
         renames: dict[str, str] = {}
         if "renames" in f:
-            for header, target in self.mapping(f["renames"], (), tuple(self.keys(f["renames"]))).items():
+            for header, target in self.mapping(
+                f["renames"], (), tuple(self.keys(f["renames"]))
+            ).items():
                 renames[header] = self.identifier(target)
                 if renames[header] not in columns:
-                    raise self.error(target, f"rename target {renames[header]!r} is not in 'columns'")
+                    raise self.error(
+                        target, f"rename target {renames[header]!r} is not in 'columns'"
+                    )
         required = self.optional(f, "required", self.string_list) or ()
         for column in required:
             if column not in columns:
@@ -397,7 +410,9 @@ class _Reader:
             columns=columns,
             renames=renames,
             required=tuple(dict.fromkeys(primary_key + tuple(required))),
-            allow_drops=bool(self.optional(f, "allow_drops", lambda n: self.scalar(n, bool, "true or false"))),
+            allow_drops=bool(
+                self.optional(f, "allow_drops", lambda n: self.scalar(n, bool, "true or false"))
+            ),
         )
 
     @staticmethod

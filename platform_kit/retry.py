@@ -32,7 +32,9 @@ def retry(
         except Exception as exc:
             if attempt == attempts or not transient(exc):
                 raise
-            log.warning("%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt, attempts - 1, delay)
+            log.warning(
+                "%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt, attempts - 1, delay
+            )
             sleep(delay)
             delay = min(delay * 2, max_delay)
     raise AssertionError("unreachable")

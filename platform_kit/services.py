@@ -8,6 +8,7 @@ their data under the project's ``.platform/``, waits until both answer, and reco
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -63,7 +64,9 @@ def dolt_endpoint(config: Config) -> DoltServer:
         return config.dolt.server
     record = _read_state(config).get(DOLT)
     if not record:
-        raise ServiceError("the local Dolt server is not running", hint="run 'platform-kit services up'")
+        raise ServiceError(
+            "the local Dolt server is not running", hint="run 'platform-kit services up'"
+        )
     return DoltServer(host="127.0.0.1", port=int(record["port"]), user="root")
 
 
@@ -74,7 +77,9 @@ def mlflow_uri(config: Config) -> str:
         return uri
     record = _read_state(config).get(MLFLOW)
     if not record:
-        raise ServiceError("the local MLflow server is not running", hint="run 'platform-kit services up'")
+        raise ServiceError(
+            "the local MLflow server is not running", hint="run 'platform-kit services up'"
+        )
     return f"http://127.0.0.1:{record['port']}"
 
 
@@ -102,7 +107,8 @@ def dolt_healthy(endpoint: DoltServer, timeout: float = 2.0) -> tuple[bool, str]
         cur = conn.cursor()
         cur.execute("SELECT dolt_version()")
         row = cur.fetchone()
-        return True, f"dolt {row[0] if row else '?'}"
+        version = str(row[0]) if row else "?"  # type: ignore[index]
+        return True, f"dolt {version}"
     finally:
         conn.close()
 
@@ -127,7 +133,9 @@ def services_status(config: Config) -> list[ServiceStatus]:
         ok, detail = dolt_healthy(endpoint)
         record = state.get(DOLT, {})
         statuses.append(
-            ServiceStatus(DOLT, dolt_url(endpoint), ok, config.dolt.server is None, record.get("pid"), detail)
+            ServiceStatus(
+                DOLT, dolt_url(endpoint), ok, config.dolt.server is None, record.get("pid"), detail
+            )
         )
     else:
         statuses.append(ServiceStatus(DOLT, "", False, True, None, "not started"))
@@ -151,9 +159,9 @@ def services_up(config: Config) -> list[ServiceStatus]:
     if config.dolt.server is None and not _alive_and_healthy(state.get(DOLT), _dolt_check):
         state[DOLT] = _start_dolt(config, logs)
         _write_state(config, state)
-    if not (env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri) and not _alive_and_healthy(
-        state.get(MLFLOW), _mlflow_check
-    ):
+    if not (
+        env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
+    ) and not _alive_and_healthy(state.get(MLFLOW), _mlflow_check):
         state[MLFLOW] = _start_mlflow(config, logs)
         _write_state(config, state)
     return services_status(config)
@@ -188,7 +196,9 @@ def _mlflow_check(record: dict[str, int]) -> bool:
     return mlflow_healthy(f"http://127.0.0.1:{record['port']}")[0]
 
 
-def _alive_and_healthy(record: dict[str, int] | None, check: Callable[[dict[str, int]], bool]) -> bool:
+def _alive_and_healthy(
+    record: dict[str, int] | None, check: Callable[[dict[str, int]], bool]
+) -> bool:
     return bool(record) and _pid_alive(int(record["pid"])) and check(record)  # type: ignore[index, arg-type]
 
 
@@ -203,12 +213,25 @@ def _start_dolt(config: Config, logs: Path) -> dict[str, int]:
         for key, value in (("user.name", "platform-kit"), ("user.email", "platform-kit@localhost")):
             subprocess.run(
                 [dolt, "config", "--global", "--add", key, value],
-                env=child_env, check=True, capture_output=True,
+                env=child_env,
+                check=True,
+                capture_output=True,
             )
     port = free_port()
     pid = _spawn(
-        [dolt, "sql-server", "--host", "127.0.0.1", "--port", str(port), "--data-dir", str(data_dir)],
-        logs / "dolt.log", child_env, data_dir,
+        [
+            dolt,
+            "sql-server",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--data-dir",
+            str(data_dir),
+        ],
+        logs / "dolt.log",
+        child_env,
+        data_dir,
     )
     record = {"pid": pid, "port": port}
     _wait(DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
@@ -220,11 +243,21 @@ def _start_mlflow(config: Config, logs: Path) -> dict[str, int]:
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     port = free_port()
     command = [
-        sys.executable, "-m", "mlflow", "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
-        "--artifacts-destination", str(root / "artifacts"),
+        sys.executable,
+        "-m",
+        "mlflow",
+        "server",
+        "--backend-store-uri",
+        f"sqlite:///{root / 'mlflow.db'}",
+        "--artifacts-destination",
+        str(root / "artifacts"),
         "--serve-artifacts",
-        "--host", "127.0.0.1", "--port", str(port), "--workers", "2",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
     ]
     pid = _spawn(command, logs / "mlflow.log", dict(os.environ), root)
     record = {"pid": pid, "port": port}
@@ -235,8 +268,13 @@ def _start_mlflow(config: Config, logs: Path) -> dict[str, int]:
 def _spawn(command: list[str], log_path: Path, child_env: dict[str, str], cwd: Path) -> int:
     with open(log_path, "ab") as log_file:
         process = subprocess.Popen(
-            command, stdout=log_file, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            env=child_env, cwd=cwd, start_new_session=True,  # outlives the CLI, like a daemon
+            command,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=child_env,
+            cwd=cwd,
+            start_new_session=True,  # outlives the CLI, like a daemon
         )
     return process.pid
 
@@ -251,7 +289,9 @@ def _wait(name: str, check: Callable[[], bool], pid: int, log_path: Path) -> Non
             return
         time.sleep(0.3)
     _stop(pid)
-    raise ServiceError(f"{name} server did not become healthy in {START_TIMEOUT:.0f}s; see {log_path}")
+    raise ServiceError(
+        f"{name} server did not become healthy in {START_TIMEOUT:.0f}s; see {log_path}"
+    )
 
 
 def _stop(pid: int, timeout: float = 15.0) -> bool:
@@ -266,10 +306,8 @@ def _stop(pid: int, timeout: float = 15.0) -> bool:
         if not _pid_alive(pid):
             return True
         time.sleep(0.1)
-    try:
+    with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
     return True
 
 

@@ -32,15 +32,22 @@ def global_flags() -> argparse.ArgumentParser:
     """
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument(
-        "--config", default=argparse.SUPPRESS, metavar="PATH",
+        "--config",
+        default=argparse.SUPPRESS,
+        metavar="PATH",
         help="the project's platform.yaml (default: ./platform.yaml)",
     )
     parent.add_argument(
-        "--json", action="store_true", default=argparse.SUPPRESS,
+        "--json",
+        action="store_true",
+        default=argparse.SUPPRESS,
         help="machine-readable output on stdout",
     )
     parent.add_argument(
-        "--verbose", "-v", action="store_true", default=argparse.SUPPRESS,
+        "--verbose",
+        "-v",
+        action="store_true",
+        default=argparse.SUPPRESS,
         help="tracebacks and debug logs",
     )
     return parent

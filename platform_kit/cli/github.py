@@ -14,7 +14,11 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     dispatch.add_argument("workflow", metavar="WORKFLOW", help="file name, e.g. pipeline.yml")
     dispatch.add_argument("--ref", default="main", help="git ref to run on (default: main)")
     dispatch.add_argument("--input", action="append", default=[], metavar="K=V")
-    watch = actions.add_parser("watch", parents=[parent], help="dispatch dolt-main-updated on new heads")
+    watch = actions.add_parser(
+        "watch", parents=[parent], help="dispatch dolt-main-updated on new heads"
+    )
     watch.add_argument("--once", action="store_true", help="check once and exit")
-    watch.add_argument("--interval", type=float, default=60.0, metavar="S", help="seconds between polls")
+    watch.add_argument(
+        "--interval", type=float, default=60.0, metavar="S", help="seconds between polls"
+    )
     parser.set_defaults(handler=not_implemented)

@@ -10,7 +10,9 @@ from platform_kit.cli.common import Handler, config_of, emit, note, stdout, tabl
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
     parser = sub.add_parser(
-        "services", parents=[parent], help="start/stop the local Dolt and MLflow servers",
+        "services",
+        parents=[parent],
+        help="start/stop the local Dolt and MLflow servers",
         description="Start, stop or inspect the local dolt sql-server and MLflow server. "
         "Servers configured in platform.yaml (dolt.server, mlflow.tracking_uri) are never started.",
     )
@@ -22,11 +24,23 @@ def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     if args.action == "down":
         stopped = services.services_down(config)
-        emit(args, {"stopped": stopped}, lambda: note(f"stopped: {', '.join(stopped) or 'nothing'}"))
+        emit(
+            args, {"stopped": stopped}, lambda: note(f"stopped: {', '.join(stopped) or 'nothing'}")
+        )
         return 0
-    statuses = services.services_up(config) if args.action == "up" else services.services_status(config)
-    rows = [[s.name, s.url, "healthy" if s.healthy else "DOWN", "local" if s.managed else "external", s.detail]
-            for s in statuses]
+    statuses = (
+        services.services_up(config) if args.action == "up" else services.services_status(config)
+    )
+    rows = [
+        [
+            s.name,
+            s.url,
+            "healthy" if s.healthy else "DOWN",
+            "local" if s.managed else "external",
+            s.detail,
+        ]
+        for s in statuses
+    ]
     emit(
         args,
         {"services": [s.to_json() for s in statuses]},

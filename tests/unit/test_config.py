@@ -74,7 +74,10 @@ def test_external_dolt_server_url() -> None:
     config = parse("project: p\ndolt: {server: 'mysql://kit@db.example:3307'}\n")
     assert config.dolt.server is not None
     assert (config.dolt.server.host, config.dolt.server.port, config.dolt.server.user) == (
-        "db.example", 3307, "kit")
+        "db.example",
+        3307,
+        "kit",
+    )
 
 
 @pytest.mark.parametrize(
@@ -83,14 +86,24 @@ def test_external_dolt_server_url() -> None:
         ("project: p\nbogus: 1\n", r"platform.yaml:2: bogus: unknown key"),
         ("dolt: {}\n", r"platform.yaml:1: <top level>: missing required key 'project'"),
         ("project: p\ndolt:\n  database: [1]\n", r":3: dolt.database: expected a string"),
-        ("project: p\nsheets:\n  - name: s\n    source: {file: a.csv}\n    primary_key: id\n"
-         "    columns: {id: strang}\n", r":6: sheets\[0\].columns.id: unknown column type 'strang'"),
-        ("project: p\nsheets:\n  - name: s\n    source: {file: a.csv}\n    primary_key: id\n"
-         "    columns: {'bad col': string}\n", r"not a safe SQL identifier"),
-        ("project: p\nmodels:\n  - name: m-{x}\n    query: q\n    trainer: a.b:c\n",
-         r":3: models\[0\].name: a \{field\} in the name needs"),
-        ("project: p\nmodels:\n  - name: m\n    query: q\n    trainer: nope\n",
-         r":5: models\[0\].trainer: expected 'package.module:function'"),
+        (
+            "project: p\nsheets:\n  - name: s\n    source: {file: a.csv}\n    primary_key: id\n"
+            "    columns: {id: strang}\n",
+            r":6: sheets\[0\].columns.id: unknown column type 'strang'",
+        ),
+        (
+            "project: p\nsheets:\n  - name: s\n    source: {file: a.csv}\n    primary_key: id\n"
+            "    columns: {'bad col': string}\n",
+            r"not a safe SQL identifier",
+        ),
+        (
+            "project: p\nmodels:\n  - name: m-{x}\n    query: q\n    trainer: a.b:c\n",
+            r":3: models\[0\].name: a \{field\} in the name needs",
+        ),
+        (
+            "project: p\nmodels:\n  - name: m\n    query: q\n    trainer: nope\n",
+            r":5: models\[0\].trainer: expected 'package.module:function'",
+        ),
         ("project: p\ndolt: {server: 'mysql://u:secret@h:1'}\n", r"set DOLT_PASSWORD"),
         ("project: [unclosed\n", r"platform.yaml:\d+: not valid YAML"),
     ],

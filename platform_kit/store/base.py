@@ -1,0 +1,231 @@
+"""The data store interface: a versioned SQL database with branches, diffs and merges.
+
+:class:`Store` is the one narrow interface the rest of the kit uses to reach Dolt. Public methods
+validate their arguments and translate backend errors into :mod:`platform_kit.errors`; backends
+implement the ``_private`` hooks. Refs are branch names, commit hashes or tags; every read
+resolves its ref to a full commit hash first so callers can record exactly what they read.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from platform_kit.errors import StoreError
+
+Row = dict[str, Any]
+Key = tuple[Any, ...]
+
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+
+
+@dataclass(frozen=True)
+class Commit:
+    hash: str
+    author: str
+    date: datetime
+    message: str
+
+
+@dataclass(frozen=True)
+class TableSchema:
+    columns: Mapping[
+        str, str
+    ]  # column -> kit type (string, int, float, bool, date, datetime, json)
+    primary_key: tuple[str, ...]
+
+
+@dataclass
+class ChangeSet:
+    """Row-level changes to one table. Rows carry every column; deletes carry key tuples."""
+
+    table: str
+    schema: TableSchema  # the schema after the change (creates the table when it is missing)
+    inserts: list[Row] = field(default_factory=list)
+    updates: list[Row] = field(default_factory=list)
+    deletes: list[Key] = field(default_factory=list)
+    add_columns: Mapping[str, str] = field(default_factory=dict)  # new columns, added first
+
+    @property
+    def empty(self) -> bool:
+        return not (self.inserts or self.updates or self.deletes or self.add_columns)
+
+
+@dataclass(frozen=True)
+class RowChange:
+    key: Key
+    old: Row | None  # None for an added row
+    new: Row | None  # None for a deleted row
+
+
+@dataclass
+class TableDiff:
+    table: str
+    added: list[RowChange] = field(default_factory=list)
+    modified: list[RowChange] = field(default_factory=list)
+    deleted: list[RowChange] = field(default_factory=list)
+
+    @property
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.added), len(self.modified), len(self.deleted)
+
+
+@dataclass(frozen=True)
+class MergeResult:
+    commit: str  # the head of the target branch after the merge
+    fast_forward: bool
+    changed: bool  # False when the branch had nothing new
+
+
+class Store(ABC):
+    """A versioned SQL database (Dolt). Construct backends with their connection settings."""
+
+    database: str
+
+    # -- databases and branches
+
+    def create_database(self) -> None:
+        """Create the database (with an initial commit on the main branch) if it is missing."""
+        self._create_database()
+
+    def branches(self) -> dict[str, str]:
+        """Every branch name -> its head commit hash."""
+        return self._branches()
+
+    def create_branch(self, name: str, start_point: str) -> str:
+        """Create ``name`` at ``start_point`` (a ref); returns its head. Existing: left as is."""
+        check_branch(name)
+        return self._create_branch(name, start_point)
+
+    def resolve(self, ref: str) -> str:
+        """The full commit hash a branch, tag or (short) hash points to.
+
+        Raises:
+            RefNotFoundError: no such ref.
+        """
+        return self._resolve(ref)
+
+    # -- reading
+
+    def tables(self, ref: str) -> list[str]:
+        return self._tables(ref)
+
+    def schema(self, table: str, ref: str) -> TableSchema | None:
+        """The table's columns and primary key at ``ref``, or None when it does not exist there."""
+        check_identifier(table)
+        return self._schema(table, ref)
+
+    def read_table(self, table: str, ref: str) -> list[Row]:
+        """Every row of ``table`` at ``ref``, ordered by primary key."""
+        check_identifier(table)
+        return self._read_table(table, ref)
+
+    def query(self, sql: str, params: Mapping[str, Any] | None, ref: str) -> list[Row]:
+        """Run a read-only query against the database as of ``ref`` (values as parameters)."""
+        return self._query(sql, dict(params or {}), ref)
+
+    # -- writing
+
+    def commit_changes(
+        self,
+        branch: str,
+        changes: Sequence[ChangeSet],
+        message: str,
+        *,
+        expected_head: str | None = None,
+    ) -> str | None:
+        """Apply ``changes`` to ``branch`` in ONE transaction and commit them.
+
+        Args:
+            expected_head: when given, fail instead of writing if the branch moved since.
+
+        Returns:
+            The new commit hash, or None when there was nothing to change (no commit made).
+
+        Raises:
+            StoreError: the write failed; the branch head is unchanged.
+        """
+        check_branch(branch)
+        for change in changes:
+            check_identifier(change.table)
+            for column in change.schema.columns:
+                check_identifier(column)
+        if all(c.empty for c in changes):
+            return None
+        return self._commit_changes(branch, changes, message, expected_head)
+
+    def merge(self, branch: str, into: str, message: str | None = None) -> MergeResult:
+        """Merge ``branch`` into ``into``.
+
+        Raises:
+            MergeConflictError: with the conflicting keys per table; ``into`` is left untouched.
+        """
+        check_branch(branch)
+        check_branch(into)
+        return self._merge(branch, into, message)
+
+    # -- history
+
+    def diff(
+        self, from_ref: str, to_ref: str, tables: Sequence[str] | None = None
+    ) -> list[TableDiff]:
+        """Row-level differences per table between two refs (only tables that changed)."""
+        return self._diff(from_ref, to_ref, tables)
+
+    def changed_tables(self, from_ref: str, to_ref: str) -> list[str]:
+        """Names of the tables whose data or schema differ between two refs (cheap)."""
+        return self._changed_tables(from_ref, to_ref)
+
+    def log(self, ref: str, limit: int = 50) -> list[Commit]:
+        """Commits reachable from ``ref``, newest first."""
+        return self._log(ref, limit)
+
+    # -- hooks for backends
+
+    @abstractmethod
+    def _create_database(self) -> None: ...
+    @abstractmethod
+    def _branches(self) -> dict[str, str]: ...
+    @abstractmethod
+    def _create_branch(self, name: str, start_point: str) -> str: ...
+    @abstractmethod
+    def _resolve(self, ref: str) -> str: ...
+    @abstractmethod
+    def _tables(self, ref: str) -> list[str]: ...
+    @abstractmethod
+    def _schema(self, table: str, ref: str) -> TableSchema | None: ...
+    @abstractmethod
+    def _read_table(self, table: str, ref: str) -> list[Row]: ...
+    @abstractmethod
+    def _query(self, sql: str, params: dict[str, Any], ref: str) -> list[Row]: ...
+    @abstractmethod
+    def _commit_changes(
+        self, branch: str, changes: Sequence[ChangeSet], message: str, expected_head: str | None
+    ) -> str: ...
+    @abstractmethod
+    def _merge(self, branch: str, into: str, message: str | None) -> MergeResult: ...
+    @abstractmethod
+    def _diff(
+        self, from_ref: str, to_ref: str, tables: Sequence[str] | None
+    ) -> list[TableDiff]: ...
+    @abstractmethod
+    def _changed_tables(self, from_ref: str, to_ref: str) -> list[str]: ...
+    @abstractmethod
+    def _log(self, ref: str, limit: int) -> list[Commit]: ...
+
+
+def check_identifier(name: str) -> str:
+    if not _IDENTIFIER.match(name):
+        raise StoreError(f"{name!r} is not a safe SQL identifier (letters, digits and _ only)")
+    return name
+
+
+def check_branch(name: str) -> str:
+    if not _BRANCH.match(name) or ".." in name:
+        raise StoreError(f"{name!r} is not a valid branch name")
+    return name

@@ -1,0 +1,58 @@
+"""One way to reach MLflow: a client bound to a tracking URI, and calls retried with backoff.
+
+MLflow errors are translated here: a server that stays unreachable becomes a
+:class:`ServiceError`, a refused request a :class:`TrackingError`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from mlflow.exceptions import MlflowException
+from mlflow.tracking import MlflowClient
+
+from platform_kit.errors import ServiceError, TrackingError
+from platform_kit.retry import retry
+
+T = TypeVar("T")
+_TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
+
+
+def mlflow_client(uri: str) -> MlflowClient:
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError):
+        return True
+    if isinstance(exc, MlflowException):
+        text = str(exc)
+        return (
+            exc.error_code in _TRANSIENT_CODES
+            or "Max retries exceeded" in text
+            or ("Connection refused" in text)
+        )
+    return False
+
+
+def call(fn: Callable[[], T], what: str, *, attempts: int = 5) -> T:
+    """Run one MLflow call with retries; translate the final failure into a kit error."""
+    try:
+        return retry(fn, transient=_transient, what=f"MLflow {what}", attempts=attempts)
+    except Exception as exc:
+        if _transient(exc):
+            raise ServiceError(
+                f"MLflow is unreachable while trying to {what}",
+                hint="check 'platform-kit services status' or MLFLOW_TRACKING_URI",
+            ) from exc
+        if isinstance(exc, MlflowException):
+            raise TrackingError(f"MLflow refused to {what}: {exc.message}") from exc
+        raise
+
+
+def tags_of(obj: Any) -> dict[str, str]:
+    """Tags of a run or model version as a plain dict (MLflow returns both shapes)."""
+    tags = getattr(obj, "tags", None) or getattr(getattr(obj, "data", None), "tags", None) or {}
+    return dict(tags)
