@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import requests
 
@@ -188,21 +189,21 @@ def ensure_services(config: Config) -> None:
         raise ServiceError(f"not healthy: {names}", hint="check 'platform-kit services status'")
 
 
-def _dolt_check(record: dict[str, int]) -> bool:
+def _dolt_check(record: dict[str, Any]) -> bool:
     return dolt_healthy(DoltServer("127.0.0.1", int(record["port"]), "root"))[0]
 
 
-def _mlflow_check(record: dict[str, int]) -> bool:
+def _mlflow_check(record: dict[str, Any]) -> bool:
     return mlflow_healthy(f"http://127.0.0.1:{record['port']}")[0]
 
 
 def _alive_and_healthy(
-    record: dict[str, int] | None, check: Callable[[dict[str, int]], bool]
+    record: dict[str, Any] | None, check: Callable[[dict[str, Any]], bool]
 ) -> bool:
     return bool(record) and _pid_alive(int(record["pid"])) and check(record)  # type: ignore[index, arg-type]
 
 
-def _start_dolt(config: Config, logs: Path) -> dict[str, int]:
+def _start_dolt(config: Config, logs: Path) -> dict[str, Any]:
     dolt = find_dolt()
     data_dir = config.state_dir / "dolt"
     home = config.state_dir / "dolt-home"  # DOLT_ROOT_PATH: keeps the user's ~/.dolt untouched
@@ -210,7 +211,12 @@ def _start_dolt(config: Config, logs: Path) -> dict[str, int]:
     home.mkdir(parents=True, exist_ok=True)
     child_env = {**os.environ, "DOLT_ROOT_PATH": str(home)}
     if not (home / ".dolt" / "config_global.json").exists():
-        for key, value in (("user.name", "platform-kit"), ("user.email", "platform-kit@localhost")):
+        settings = (
+            ("user.name", "platform-kit"),
+            ("user.email", "platform-kit@localhost"),
+            ("metrics.disabled", "true"),  # no usage events: the machine may be offline
+        )
+        for key, value in settings:
             subprocess.run(
                 [dolt, "config", "--global", "--add", key, value],
                 env=child_env,
@@ -233,12 +239,12 @@ def _start_dolt(config: Config, logs: Path) -> dict[str, int]:
         child_env,
         data_dir,
     )
-    record = {"pid": pid, "port": port}
+    record = {"pid": pid, "port": port, "url": f"mysql://root@127.0.0.1:{port}"}
     _wait(DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
     return record
 
 
-def _start_mlflow(config: Config, logs: Path) -> dict[str, int]:
+def _start_mlflow(config: Config, logs: Path) -> dict[str, Any]:
     root = config.state_dir / "mlflow"
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -260,7 +266,7 @@ def _start_mlflow(config: Config, logs: Path) -> dict[str, int]:
         "2",
     ]
     pid = _spawn(command, logs / "mlflow.log", dict(os.environ), root)
-    record = {"pid": pid, "port": port}
+    record = {"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}"}
     _wait(MLFLOW, lambda: _mlflow_check(record), pid, logs / "mlflow.log")
     return record
 
@@ -336,7 +342,7 @@ def _state_path(config: Config) -> Path:
     return config.state_dir / STATE_FILE
 
 
-def _read_state(config: Config) -> dict[str, dict[str, int]]:
+def _read_state(config: Config) -> dict[str, dict[str, Any]]:
     path = _state_path(config)
     if not path.exists():
         return {}
@@ -347,7 +353,7 @@ def _read_state(config: Config) -> dict[str, dict[str, int]]:
     return {k: v for k, v in data.items() if isinstance(v, dict) and "pid" in v and "port" in v}
 
 
-def _write_state(config: Config, state: dict[str, dict[str, int]]) -> None:
+def _write_state(config: Config, state: dict[str, dict[str, Any]]) -> None:
     path = _state_path(config)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
