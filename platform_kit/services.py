@@ -265,7 +265,9 @@ def _start_mlflow(config: Config, logs: Path) -> dict[str, Any]:
         "--workers",
         "2",
     ]
-    pid = _spawn(command, logs / "mlflow.log", dict(os.environ), root)
+    # The kit uses no MLflow server jobs (GenAI evaluation); skipping them saves five processes.
+    child_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+    pid = _spawn(command, logs / "mlflow.log", child_env, root)
     record = {"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}"}
     _wait(MLFLOW, lambda: _mlflow_check(record), pid, logs / "mlflow.log")
     return record
