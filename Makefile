@@ -38,7 +38,7 @@ docker:
 	@bash infra/docker-up.sh
 
 lint: venv
-	$(VENV)/bin/ruff check platform_kit training tests benchmarks examples
+	$(VENV)/bin/ruff check .
 
 typecheck: venv
 	$(VENV)/bin/mypy
