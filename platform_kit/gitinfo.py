@@ -1,0 +1,42 @@
+"""Which code a run used: the working repo's Git SHA, and the GitHub Actions run around it."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from platform_kit import env
+
+
+def git_sha(root: Path) -> str | None:
+    """The full commit SHA of the repo holding ``root``: $GITHUB_SHA in Actions, else ``git``.
+
+    None when ``root`` is not in a Git repo (or git is missing).
+    """
+    sha = env.get(env.GITHUB_SHA)
+    if sha:
+        return sha
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    out = done.stdout.strip()
+    return out if done.returncode == 0 and out else None
+
+
+def github_tags() -> dict[str, str]:
+    """``github.run_id`` and ``github.workflow`` when running in GitHub Actions."""
+    tags: dict[str, str] = {}
+    run_id = env.get(env.GITHUB_RUN_ID)
+    workflow = env.get(env.GITHUB_WORKFLOW)
+    if run_id:
+        tags["github.run_id"] = run_id
+    if workflow:
+        tags["github.workflow"] = workflow
+    return tags
