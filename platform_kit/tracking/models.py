@@ -23,9 +23,11 @@ from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from platform_kit.config import Config
 from platform_kit.errors import TrackingError, UsageError
 from platform_kit.plan import RecordedVersion
-from platform_kit.tracking.client import call
+from platform_kit.services import mlflow_uri
+from platform_kit.tracking.client import call, mlflow_client
 
 # Tags on each run and each model version (ARCHITECTURE.md "Names and formats").
 GIT_SHA = "git.sha"
@@ -509,3 +511,13 @@ def _code(exc: TrackingError) -> str:
 
 def _not_found(exc: TrackingError) -> bool:
     return "RESOURCE_DOES_NOT_EXIST" in _code(exc) or "not found" in str(exc).lower()
+
+
+def registry_for(config: Config) -> ModelRegistry:
+    """The registry of a project: its MLflow server, experiment and release alias."""
+    return ModelRegistry(
+        mlflow_client(mlflow_uri(config)),
+        project=config.project,
+        experiment=config.mlflow.experiment,
+        alias=config.release.alias if config.release else "production",
+    )

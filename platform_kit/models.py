@@ -1,0 +1,390 @@
+"""Concrete models from platform.yaml, their data fingerprints, and the plan built from them.
+
+A ``models:`` entry is one model, or a family expanded by running its ``for_each`` query over
+Dolt at a commit: one model per row, named by filling the name template from the row, whose
+training query takes the row as parameters.
+
+:func:`plan_training` feeds the pure planner (:func:`platform_kit.plan.make_plan`) cheaply: a
+model whose tables did not change since the commit of its latest version keeps that version's
+fingerprint; when a table did change, the row-level diff narrows the models to re-fingerprint to
+those whose query parameters match a changed row (a family's query selects the rows whose columns
+equal its ``for_each`` fields, the way ``WHERE customer_id = %(customer_id)s`` does). Only those
+models' rows are read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import importlib.util
+import json
+import re
+import shlex
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any, Protocol
+
+from platform_kit.config import Config, ModelConfig, Trainer
+from platform_kit.errors import ConfigError, RefNotFoundError, UsageError
+from platform_kit.plan import (
+    ModelState,
+    Plan,
+    RecordedVersion,
+    canonical_json,
+    make_plan,
+    params_hash,
+)
+from platform_kit.store.base import Row, Store
+
+_MODEL_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_PARAM = re.compile(r"%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
+
+
+@dataclass(frozen=True)
+class Model:
+    """One concrete model: a single ``models:`` entry, or one row of a family."""
+
+    name: str
+    config: ModelConfig
+    query_params: Mapping[str, Any] = field(default_factory=dict)  # the for_each row
+
+    @property
+    def trainer_id(self) -> str:
+        return trainer_id(self.config.trainer)
+
+    @property
+    def params(self) -> Mapping[str, Any]:
+        return self.config.params
+
+    @property
+    def used_params(self) -> tuple[str, ...]:
+        """The for_each fields the query reads (``%(field)s``)."""
+        return tuple(dict.fromkeys(_PARAM.findall(self.config.query)))
+
+    def read_rows(self, store: Store, commit: str) -> list[Row]:
+        """The model's training rows at ``commit``."""
+        return store.query(self.config.query, self.query_params, commit)
+
+    def query_hash(self) -> str:
+        """What selects the rows: the query text and the parameter values it uses."""
+        used = {k: _plain(self.query_params[k]) for k in self.used_params if k in self.query_params}
+        body = canonical_json({"query": self.config.query, "params": used})
+        return hashlib.sha256(body.encode()).hexdigest()
+
+
+class RecordedSource(Protocol):
+    """What planning needs from the registry (see platform_kit.tracking.models.ModelRegistry)."""
+
+    def recorded(
+        self, names: Collection[str] | None = None
+    ) -> dict[str, list[RecordedVersion]]: ...
+
+
+# ---------------------------------------------------------------------------- expanding
+
+
+def expand_models(config: Config, store: Store, commit: str) -> list[Model]:
+    """Every concrete model at ``commit``, in config order (families expand per row).
+
+    Raises:
+        ConfigError: a family's rows lack a name field, give a bad or duplicate model name.
+    """
+    out: list[Model] = []
+    seen: dict[str, str] = {}
+    for entry in config.models:
+        if entry.for_each is None:
+            models = [Model(entry.name, entry)]
+        else:
+            rows = store.query(entry.for_each, None, commit)
+            models = [_family_member(config, entry, row) for row in rows]
+        for model in models:
+            if not _MODEL_NAME.match(model.name):
+                raise ConfigError(
+                    f"{config.path}: model name {model.name!r} (from {entry.name!r}) is not valid: "
+                    "use letters, digits, '_', '.', '-'"
+                )
+            if model.name in seen:
+                raise ConfigError(
+                    f"{config.path}: two models are named {model.name!r} "
+                    f"(from {seen[model.name]!r} and {entry.name!r}); make the names unique"
+                )
+            seen[model.name] = entry.name
+            out.append(model)
+    return out
+
+
+def _family_member(config: Config, entry: ModelConfig, row: Row) -> Model:
+    missing = [f for f in entry.template_fields if f not in row]
+    if missing:
+        raise ConfigError(
+            f"{config.path}: model family {entry.family!r}: its for_each query returns no "
+            f"column {', '.join(missing)} for the name {entry.name!r} (columns: {', '.join(row)})"
+        )
+    name = entry.name.format(**{k: _name_part(v) for k, v in row.items()})
+    return Model(name, entry, dict(row))
+
+
+def _name_part(value: Any) -> str:
+    return "" if value is None else str(value)
+
+
+def select_models(models: Sequence[Model], names: Sequence[str]) -> list[Model]:
+    """The models named, in the order given.
+
+    Raises:
+        UsageError: a name matches no model.
+    """
+    by_name = {m.name: m for m in models}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        sample = ", ".join(sorted(by_name)[:5]) + (" ..." if len(by_name) > 5 else "")
+        raise UsageError(
+            f"no model named {', '.join(repr(n) for n in unknown)} at this commit "
+            f"(models: {sample or 'none'})",
+            hint="see 'platform-kit plan'",
+        )
+    return [by_name[n] for n in dict.fromkeys(names)]
+
+
+# ---------------------------------------------------------------------------- hashing
+
+
+def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
+    """A content hash of rows, independent of their order (duplicates count)."""
+    digests = sorted(hashlib.sha256(_canonical_row(r)).digest() for r in rows)
+    h = hashlib.sha256(f"rows:{len(digests)}\n".encode())
+    for digest in digests:
+        h.update(digest)
+    return h.hexdigest()
+
+
+def _canonical_row(row: Mapping[str, Any]) -> bytes:
+    return json.dumps(
+        {str(k): _plain(v) for k, v in row.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    ).encode()
+
+
+def _plain(value: Any) -> Any:
+    """A JSON value that stands for ``value`` the same way every time it is read."""
+    if isinstance(value, Decimal):
+        return f"decimal:{value.normalize()}"
+    if isinstance(value, dt.datetime | dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, bytes | bytearray):
+        return "hex:" + bytes(value).hex()
+    if isinstance(value, float):
+        return repr(value)
+    if isinstance(value, set | frozenset):
+        return sorted(str(v) for v in value)
+    return value
+
+
+def trainer_id(trainer: Trainer) -> str:
+    return trainer if isinstance(trainer, str) else f"command:{trainer.command}"
+
+
+def trainer_code_hash(trainer: Trainer, root: Path) -> str:
+    """A hash of the trainer's code.
+
+    A Python trainer hashes every ``.py`` file of its top-level package (a trainer imports its
+    siblings, e.g. ``training.bow``); a command hashes its text and each file it names that
+    exists under ``root``.
+    """
+    return _code_hash(trainer_id(trainer), str(root.resolve()))
+
+
+@cache
+def _code_hash(tid: str, root: str) -> str:
+    h = hashlib.sha256(tid.encode())
+    for path in _code_files(tid, Path(root)):
+        h.update(f"\n{path.name}\n".encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def _code_files(tid: str, root: Path) -> list[Path]:
+    if tid.startswith("command:"):
+        files = []
+        for token in shlex.split(tid.removeprefix("command:")):
+            candidate = root / token
+            if "{" not in token and candidate.is_file():
+                files.append(candidate)
+        return files
+    module = tid.split(":", 1)[0]
+    top = module.split(".", 1)[0]
+    local = root / top
+    if local.is_dir() or (root / f"{top}.py").is_file():
+        base: Path | None = local if local.is_dir() else root / f"{top}.py"
+    else:
+        try:
+            spec = importlib.util.find_spec(top)
+        except (ImportError, ValueError):
+            spec = None
+        base = None
+        if spec is not None and spec.origin and spec.origin not in ("built-in", "frozen"):
+            origin = Path(spec.origin)
+            base = origin.parent if origin.name == "__init__.py" else origin
+    if base is None:
+        return []
+    if base.is_file():
+        return [base]
+    return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def model_state(model: Model, root: Path, rows: Sequence[Row] | None) -> ModelState:
+    """The planner's view of a model; ``rows`` None: fingerprint unknown."""
+    return ModelState(
+        name=model.name,
+        fingerprint=fingerprint(rows) if rows is not None else None,
+        trainer=model.trainer_id,
+        code=trainer_code_hash(model.config.trainer, root),
+        params=params_hash_of(model),
+        rows=len(rows) if rows is not None else None,
+    )
+
+
+def params_hash_of(model: Model) -> str:
+    return params_hash(model.params)
+
+
+def query_tables(sql: str, tables: Iterable[str]) -> set[str]:
+    """The known tables a query names (a superset is safe: it only costs a re-fingerprint)."""
+    words = {w.lower() for w in _WORD.findall(sql)}
+    return {t for t in tables if t.lower() in words}
+
+
+# ---------------------------------------------------------------------------- planning
+
+
+@dataclass
+class _Changes:
+    """Changed tables and changed rows between a base commit and the target, read lazily."""
+
+    store: Store
+    to_commit: str
+    tables: dict[str, set[str]] = field(default_factory=dict)
+    rows: dict[tuple[str, str], list[Row]] = field(default_factory=dict)
+    index: dict[tuple[str, str, tuple[str, ...]], set[tuple[str, ...]]] = field(
+        default_factory=dict
+    )
+
+    def changed_tables(self, base: str) -> set[str] | None:
+        """None when ``base`` cannot be compared (e.g. a commit that no longer exists)."""
+        if base not in self.tables:
+            try:
+                self.tables[base] = set(self.store.changed_tables(base, self.to_commit))
+            except RefNotFoundError:
+                return None
+        return self.tables[base]
+
+    def changed_rows(self, base: str, table: str) -> list[Row]:
+        key = (base, table)
+        if key not in self.rows:
+            found: list[Row] = []
+            for diff in self.store.diff(base, self.to_commit, [table]):
+                for change in (*diff.added, *diff.modified, *diff.deleted):
+                    found.extend(r for r in (change.old, change.new) if r is not None)
+            self.rows[key] = found
+        return self.rows[key]
+
+    def touched(self, base: str, table: str, model: Model) -> bool:
+        """Whether a changed row of ``table`` may be one of ``model``'s rows."""
+        rows = self.changed_rows(base, table)
+        if not rows:
+            return True  # a schema-only change: cannot narrow
+        columns = tuple(k for k in model.used_params if k in rows[0] and k in model.query_params)
+        if not columns:
+            return True  # the query's parameters are not columns of this table
+        key = (base, table, columns)
+        if key not in self.index:
+            self.index[key] = {tuple(_norm(r.get(c)) for c in columns) for r in rows}
+        return tuple(_norm(model.query_params[c]) for c in columns) in self.index[key]
+
+
+def _norm(value: Any) -> str:
+    return str(_plain(value))
+
+
+def plan_training(
+    config: Config,
+    store: Store,
+    registry: RecordedSource,
+    *,
+    from_ref: str | None = None,
+    to_ref: str | None = None,
+    force: bool = False,
+) -> Plan:
+    """Which models need training at ``to_ref`` (default: the main branch), and why.
+
+    Args:
+        from_ref: diff from this ref for every model; default: each model's last trained commit.
+        force: train every model.
+    """
+    to_commit = store.resolve(to_ref or config.dolt.main_branch)
+    from_commit = store.resolve(from_ref) if from_ref else None
+    models = expand_models(config, store, to_commit)
+    recorded = registry.recorded([m.name for m in models])
+    known_tables = store.tables(to_commit)
+    changes = _Changes(store, to_commit)
+    states: list[ModelState] = []
+    refingerprinted: list[str] = []
+    for model in models:
+        versions = recorded.get(model.name, [])
+        if not versions or force:
+            states.append(model_state(model, config.root, None))
+            continue
+        latest = max(versions, key=lambda v: v.version)
+        if _needs_rows(model, latest, from_commit, known_tables, changes):
+            rows = model.read_rows(store, to_commit)
+            states.append(model_state(model, config.root, rows))
+            refingerprinted.append(model.name)
+        else:
+            state = model_state(model, config.root, None)
+            states.append(
+                ModelState(
+                    name=state.name,
+                    fingerprint=latest.fingerprint,
+                    trainer=state.trainer,
+                    code=state.code,
+                    params=state.params,
+                    rows=latest.rows,
+                )
+            )
+    return make_plan(
+        states,
+        recorded,
+        to_commit=to_commit,
+        from_commit=from_commit,
+        force=force,
+        refingerprinted=refingerprinted,
+    )
+
+
+def _needs_rows(
+    model: Model,
+    latest: RecordedVersion,
+    from_commit: str | None,
+    known_tables: Sequence[str],
+    changes: _Changes,
+) -> bool:
+    """Whether the model's rows may differ from its latest version's (so they must be read)."""
+    base = from_commit or latest.dolt_commit
+    if not base or latest.query != model.query_hash():
+        return True
+    if base == changes.to_commit:
+        return False
+    tables = query_tables(model.config.query, known_tables)
+    if not tables:
+        return True
+    changed_tables = changes.changed_tables(base)
+    if changed_tables is None:
+        return True
+    changed = tables & changed_tables
+    return any(changes.touched(base, table, model) for table in sorted(changed))
