@@ -23,7 +23,6 @@ import shlex
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -190,17 +189,24 @@ def trainer_id(trainer: Trainer) -> str:
     return trainer if isinstance(trainer, str) else f"command:{trainer.command}"
 
 
-def trainer_code_hash(trainer: Trainer, root: Path) -> str:
+def trainer_code_hash(
+    trainer: Trainer, root: Path, cache: dict[tuple[str, str], str] | None = None
+) -> str:
     """A hash of the trainer's code.
 
     A Python trainer hashes every ``.py`` file of its top-level package (a trainer imports its
     siblings, e.g. ``training.bow``); a command hashes its text and each file it names that
-    exists under ``root``.
+    exists under ``root``. ``cache`` saves re-reading the files for many models of one run.
     """
-    return _code_hash(trainer_id(trainer), str(root.resolve()))
+    key = (trainer_id(trainer), str(root.resolve()))
+    if cache is not None and key in cache:
+        return cache[key]
+    value = _code_hash(*key)
+    if cache is not None:
+        cache[key] = value
+    return value
 
 
-@cache
 def _code_hash(tid: str, root: str) -> str:
     h = hashlib.sha256(tid.encode())
     for path in _code_files(tid, Path(root)):
@@ -238,13 +244,18 @@ def _code_files(tid: str, root: Path) -> list[Path]:
     return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
 
 
-def model_state(model: Model, root: Path, rows: Sequence[Row] | None) -> ModelState:
+def model_state(
+    model: Model,
+    root: Path,
+    rows: Sequence[Row] | None,
+    cache: dict[tuple[str, str], str] | None = None,
+) -> ModelState:
     """The planner's view of a model; ``rows`` None: fingerprint unknown."""
     return ModelState(
         name=model.name,
         fingerprint=fingerprint(rows) if rows is not None else None,
         trainer=model.trainer_id,
-        code=trainer_code_hash(model.config.trainer, root),
+        code=trainer_code_hash(model.config.trainer, root, cache),
         params=params_hash_of(model),
         rows=len(rows) if rows is not None else None,
     )
@@ -333,20 +344,21 @@ def plan_training(
     recorded = registry.recorded([m.name for m in models])
     known_tables = store.tables(to_commit)
     changes = _Changes(store, to_commit)
+    code_cache: dict[tuple[str, str], str] = {}
     states: list[ModelState] = []
     refingerprinted: list[str] = []
     for model in models:
         versions = recorded.get(model.name, [])
         if not versions or force:
-            states.append(model_state(model, config.root, None))
+            states.append(model_state(model, config.root, None, code_cache))
             continue
         latest = max(versions, key=lambda v: v.version)
         if _needs_rows(model, latest, from_commit, known_tables, changes):
             rows = model.read_rows(store, to_commit)
-            states.append(model_state(model, config.root, rows))
+            states.append(model_state(model, config.root, rows, code_cache))
             refingerprinted.append(model.name)
         else:
-            state = model_state(model, config.root, None)
+            state = model_state(model, config.root, None, code_cache)
             states.append(
                 ModelState(
                     name=state.name,

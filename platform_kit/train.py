@@ -185,7 +185,7 @@ def _run_command(command: str, rows: Sequence[Row], out_dir: Path, root: Path) -
     data_csv, data_jsonl = work / "data.csv", work / "data.jsonl"
     columns = list(rows[0]) if rows else []
     with data_csv.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh)
+        writer = csv.writer(fh, lineterminator="\n")  # \r\n would confuse awk and friends
         writer.writerow(columns)
         writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
     with data_jsonl.open("w", encoding="utf-8") as fh:
@@ -288,6 +288,7 @@ def train(
     base_tags = _base_tags(config, commit, branch)
 
     results: dict[str, ModelResult] = {}
+    code_cache: dict[tuple[str, str], str] = {}
     lock = threading.Lock()
     temp_root = Path(tempfile.mkdtemp(prefix="platform-kit-train-"))
 
@@ -305,7 +306,7 @@ def train(
             except PlatformKitError as exc:
                 finish(ModelResult(model.name, FAILED, f"reading its rows: {exc}"))
                 continue
-            state = model_state(model, config.root, rows)
+            state = model_state(model, config.root, rows, code_cache)
             decision = decide(state, recorded.get(model.name, []), force=force)
             result = ModelResult(
                 model.name,
