@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
-from platform_kit.cli.stub import not_implemented
+from platform_kit import env
+from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.models import plan_training
+from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
+from platform_kit.tracking.models import registry_for
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -24,4 +29,51 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     parser.add_argument("--format", choices=["table", "json", "github"], default="table")
     parser.add_argument("--force", action="store_true", help="train every model")
-    parser.set_defaults(handler=not_implemented)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from platform_kit.store import open_store  # type: ignore[attr-defined]  # lands with the Dolt store
+
+    config = config_of(args)
+    plan = plan_training(
+        config,
+        open_store(config),
+        registry_for(config),
+        from_ref=args.from_ref,
+        to_ref=args.to_ref,
+        force=args.force,
+    )
+    shards = shard_plan(plan, args.max_jobs, force=args.force)
+    summary = PlanSummary.of(plan).line()
+    if args.format == "github":
+        _write_github_output(github_output(shards))
+        note(f"{len(plan.to_train)} to train in {len(shards)} jobs ({summary})")
+        return 0
+    if args.format == "json" or args.json:
+        args.json = True
+        emit(args, {**plan.to_json(), "shards": [s.to_json() for s in shards]})
+        return 0
+    _render(plan)
+    note(
+        f"{len(plan.to_train)} to train at {plan.to_commit[:12]} ({summary}); "
+        f"read the rows of {len(plan.refingerprinted)}"
+    )
+    return 0
+
+
+def _write_github_output(text: str) -> None:
+    path = env.get(env.GITHUB_OUTPUT)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(text)
+    else:
+        sys.stdout.write(text)
+
+
+def _render(plan: Plan) -> None:
+    rows = [
+        [d.name, "train" if d.train else "-", d.reason.value, d.detail]
+        for d in sorted(plan.decisions, key=lambda d: (not d.train, d.name))
+    ]
+    stdout.print(table(None, ["model", "action", "reason", "detail"], rows))

@@ -3,8 +3,16 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from platform_kit.cli.stub import not_implemented
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from platform_kit.cli.common import config_of, emit, note, stderr, stdout, table
+from platform_kit.errors import TrainingError, UsageError
+from platform_kit.plan import Shard
+from platform_kit.tracking.models import registry_for
+from platform_kit.train import FAILED, ModelResult, TrainReport, train
+from platform_kit.train import Progress as TrainProgress
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -19,4 +27,100 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "--workers", type=int, default=2, metavar="N", help="models trained at once"
     )
     parser.add_argument("--force", action="store_true", help="retrain even when nothing changed")
-    parser.set_defaults(handler=not_implemented)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from platform_kit.store import open_store  # type: ignore[attr-defined]  # lands with the Dolt store
+
+    config = config_of(args)
+    shard = Shard.from_json(args.shard) if args.shard else None
+    if shard is not None and args.ref:
+        raise UsageError("--ref cannot be used with --shard (a shard names its own commit)")
+    with _progress_display() as progress:
+        report = train(
+            config,
+            open_store(config),
+            registry_for(config),
+            names=args.model,
+            shard=shard,
+            ref=args.ref,
+            workers=args.workers,
+            force=args.force,
+            progress=progress,
+        )
+    emit(args, report.to_json(), lambda: _render(report))
+    if report.failed:
+        names = ", ".join(r.name for r in report.failed[:10])
+        more = " ..." if len(report.failed) > 10 else ""
+        raise TrainingError(
+            f"{len(report.failed)} of {len(report.results)} models failed: {names}{more}",
+            hint="the others were trained and recorded; see the reasons above or with --json",
+        )
+    return 0
+
+
+class _Bar(TrainProgress):
+    """A rich progress bar on stderr for people; one line per model where stderr is no terminal."""
+
+    def __init__(self) -> None:
+        self.live = stderr.is_terminal
+        self.bar = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[last]}"),
+            TimeElapsedColumn(),
+            console=stderr,
+            disable=not self.live,
+        )
+        self.task = self.bar.add_task("train", total=None, last="")
+
+    def __enter__(self) -> _Bar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.bar.__exit__(*exc)
+
+    def start(self, total: int) -> None:
+        self.bar.update(self.task, total=total)
+
+    def done(self, result: ModelResult) -> None:
+        self.bar.update(self.task, advance=1, last=f"{result.name}: {result.status}")
+        if not self.live:
+            note(f"{result.status:8} {result.name}: {_what(result)}")
+
+
+def _progress_display() -> _Bar:
+    return _Bar()
+
+
+def _what(result: ModelResult) -> str:
+    if result.status == FAILED:
+        return result.reason
+    if result.version is not None:
+        return f"v{result.version} ({result.promotion}); {result.reason}"
+    return result.reason
+
+
+def _render(report: TrainReport) -> None:
+    rows = []
+    for r in report.results:
+        metric = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3])
+        rows.append(
+            [
+                r.name,
+                r.status,
+                f"v{r.version}" if r.version is not None else "",
+                "yes" if r.promoted else "",
+                metric,
+                r.reason if r.status != "trained" else (r.promotion or r.reason),
+            ]
+        )
+    stdout.print(table(None, ["model", "status", "version", "promoted", "metrics", "why"], rows))
+    note(
+        f"{report.count('trained')} trained, {report.count('skipped')} skipped, "
+        f"{report.count('failed')} failed at {report.commit[:12]} ({report.branch}) "
+        f"in {report.seconds:.1f}s"
+    )
