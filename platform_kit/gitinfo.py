@@ -9,13 +9,18 @@ from platform_kit import env
 
 
 def git_sha(root: Path) -> str | None:
-    """The full commit SHA of the repo holding ``root``: $GITHUB_SHA in Actions, else ``git``.
+    """The full commit SHA of the working repo: $GITHUB_SHA in Actions, else the repo holding
+    ``root`` (the project), else the one holding the current directory.
 
-    None when ``root`` is not in a Git repo (or git is missing).
+    None when neither is in a Git repo (or git is missing).
     """
     sha = env.get(env.GITHUB_SHA)
     if sha:
         return sha
+    return _head(root) or _head(Path.cwd())
+
+
+def _head(root: Path) -> str | None:
     try:
         done = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],

@@ -12,6 +12,7 @@ pushes, a rollback pops back to its target.
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from typing import Any
 
 from mlflow.entities import Metric, Param, RunStatus
 from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 from mlflow.tracking import MlflowClient
 
 from platform_kit.config import Config
@@ -49,6 +51,7 @@ METRIC_PREFIX = "metric."  # versions carry their metrics so 'model list' needs 
 HISTORY = "platform_kit.alias_history"
 HISTORY_LIMIT = 200
 _PARAMS_PER_BATCH = 100
+_SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
 @dataclass(frozen=True)
@@ -181,6 +184,8 @@ class ModelRegistry:
         self._experiment_id: str | None = None
         self._known_models: set[str] = set()
         self._lock = threading.Lock()
+        # set_terminated otherwise prints run URLs on stdout (breaking --json) and re-reads the run.
+        os.environ.setdefault(_SUPPRESS_URL, "true")
 
     # -- reading
 
@@ -351,10 +356,13 @@ class ModelRegistry:
                     ),
                     f"log params and metrics of model {record.name!r}",
                 )
+        artifact_uri = str(run.info.artifact_uri)
         if record.artifacts is not None and any(record.artifacts.iterdir()):
             directory = str(record.artifacts)
+            # The run's own repository: client.log_artifacts would first re-read the run.
+            repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
             call(
-                lambda: self.client.log_artifacts(run_id, directory),
+                lambda: repo.log_artifacts(directory),  # type: ignore[no-untyped-call]
                 f"store the artifacts of model {record.name!r}",
             )
         status = RunStatus.to_string(RunStatus.FAILED if record.failed else RunStatus.FINISHED)
@@ -362,9 +370,9 @@ class ModelRegistry:
             lambda: self.client.set_terminated(run_id, status),
             f"finish the run of model {record.name!r}",
         )
-        return run_id, str(run.info.artifact_uri)
+        return run_id, artifact_uri
 
-    def register(self, name: str, run_id: str, source: str, tags: Mapping[str, str]) -> int:
+    def register(self, name: str, run_id: str | None, source: str, tags: Mapping[str, str]) -> int:
         """Register a version of ``name`` (creating the model if needed); its artifacts must be
         stored already. Returns the version number."""
         self._ensure_model(name)

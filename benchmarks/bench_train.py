@@ -1,0 +1,210 @@
+"""Training overhead: `platform-kit train` against a plain PyTorch loop on the same models.
+
+Workload: N intent adapters (default 100) of about R rows each (default 2,000) in a real Dolt
+database, trained with W workers (default 2). The plain loop trains the same models, with the same
+trainer, workers and epochs, from rows in memory, with no Dolt, no MLflow and no kit. Goal: kit
+<= 1.3x plain.
+
+    python benchmarks/bench_train.py [--small] [--models N] [--rows R] [--workers W] [--epochs E]
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import multiprocessing
+import random
+import shutil
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from platform_kit import services  # noqa: E402
+from platform_kit.config import load_config  # noqa: E402
+from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
+from platform_kit.tracking.models import registry_for  # noqa: E402
+
+INTENTS = {
+    "billing": "invoice charge refund payment card bill receipt overcharged price",
+    "shipping": "package deliver track late arrive parcel courier address shipment",
+    "account": "password login reset email username profile locked sign verify",
+    "cancel": "cancel subscription stop end terminate plan close membership quit",
+    "support": "broken error crash bug fails slow issue problem fix",
+}
+FILLER = ["please", "help", "me", "with", "my", "the", "a", "i", "need", "to", "can", "you", "it", "is", "not", "this"]
+
+
+def make_rows(customer: str, n: int, seed: int) -> list[dict[str, Any]]:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(n):
+        label = rng.choice(sorted(INTENTS))
+        vocab = INTENTS[label].split()
+        words = [
+            rng.choice(vocab if rng.random() < 0.35 else FILLER) for _ in range(rng.randint(6, 14))
+        ]
+        rows.append(
+            {
+                "example_id": f"{customer}-{i:05d}",
+                "customer_id": customer,
+                "text": " ".join(words),
+                "label": label,
+            }
+        )
+    return rows
+
+
+def write_project(root: Path, database: str, params: Mapping[str, Any]) -> Path:
+    body = f"""\
+project: bench-train-{database}
+dolt: {{database: {database}}}
+mlflow: {{experiment: bench-train-{database}}}
+models:
+  - family: intent
+    for_each: "SELECT customer_id FROM customers WHERE active"
+    name: "intent-{{customer_id}}"
+    query: "SELECT text, label FROM examples WHERE customer_id = %(customer_id)s"
+    trainer: training.intent:train
+    params: {dict(params)!r}
+    promote_if: {{metric: accuracy, min: 0.6}}
+"""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "platform.yaml").write_text(body.replace("'", '"'))
+    return root / "platform.yaml"
+
+
+# ---------------------------------------------------------------------------- the plain loop
+
+
+def _init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _plain_one(args: tuple[list[dict[str, Any]], dict[str, Any], str]) -> dict[str, float]:
+    from training.intent import train
+
+    rows, params, out = args
+    return train(rows, params, Path(out))
+
+
+def plain_loop(
+    data: Mapping[str, list[dict[str, Any]]], params: dict[str, Any], workers: int
+) -> float:
+    out = Path(tempfile.mkdtemp(prefix="bench-plain-"))
+    started = time.perf_counter()
+    with cf.ProcessPoolExecutor(
+        workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init
+    ) as pool:
+        jobs = [
+            ([{"text": r["text"], "label": r["label"]} for r in rows], params, str(out / name))
+            for name, rows in data.items()
+        ]
+        list(pool.map(_plain_one, jobs))
+    seconds = time.perf_counter() - started
+    shutil.rmtree(out, ignore_errors=True)
+    return seconds
+
+
+# ---------------------------------------------------------------------------- main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", action="store_true", help="10 models x 300 rows")
+    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument("--rows", type=int, default=2000)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--keep", action="store_true", help="leave the servers running")
+    args = parser.parse_args(argv)
+    if args.small:
+        args.models, args.rows = 10, 300
+    params = {"epochs": args.epochs, "lr": 0.02, "seed": 0}
+
+    from platform_kit.store import open_store  # type: ignore[attr-defined]
+    from platform_kit.train import train
+
+    root = Path(tempfile.mkdtemp(prefix="bench-train-"))
+    database = f"bench_{uuid.uuid4().hex[:8]}"
+    config = load_config(write_project(root, database, params))
+    print(f"project {root}; starting services ...", flush=True)
+    services.ensure_services(config)
+    try:
+        store = open_store(config)
+        store.create_database()
+        customers = [f"c{i:04d}" for i in range(args.models)]
+        data = {f"intent-{c}": make_rows(c, args.rows, i) for i, c in enumerate(customers)}
+        started = time.perf_counter()
+        store.commit_changes(
+            "main",
+            [
+                ChangeSet(
+                    "customers",
+                    TableSchema({"customer_id": "string", "active": "bool"}, ("customer_id",)),
+                    inserts=[{"customer_id": c, "active": True} for c in customers],
+                ),
+                ChangeSet(
+                    "examples",
+                    TableSchema(
+                        {
+                            "example_id": "string",
+                            "customer_id": "string",
+                            "text": "string",
+                            "label": "string",
+                        },
+                        ("example_id",),
+                    ),
+                    inserts=[r for rows in data.values() for r in rows],
+                ),
+            ],
+            "bench data",
+        )
+        print(
+            f"loaded {args.models} customers x {args.rows} rows into Dolt in "
+            f"{time.perf_counter() - started:.1f}s",
+            flush=True,
+        )
+
+        plain = plain_loop(data, params, args.workers)
+        print(f"plain PyTorch loop: {plain:.1f}s", flush=True)
+
+        report = train(config, store, registry_for(config), workers=args.workers)
+        kit = report.seconds
+        failed = report.failed
+        print(
+            f"platform-kit train: {kit:.1f}s ({report.count('trained')} trained, "
+            f"{len(failed)} failed)",
+            flush=True,
+        )
+        if failed:
+            print(f"  first failure: {failed[0].name}: {failed[0].reason}")
+        started = time.perf_counter()
+        again = train(config, store, registry_for(config), workers=args.workers)
+        print(
+            f"rerun (all skipped): {time.perf_counter() - started:.1f}s "
+            f"({again.count('skipped')} skipped)"
+        )
+        ratio = kit / plain
+        print(
+            f"\nmodels={args.models} rows={args.rows} workers={args.workers} epochs={args.epochs}\n"
+            f"plain={plain:.2f}s kit={kit:.2f}s ratio={ratio:.2f}x (goal <= 1.3x) "
+            f"{'OK' if ratio <= 1.3 else 'OVER'}"
+        )
+        return 0 if not failed else 1
+    finally:
+        if not args.keep:
+            services.services_down(config)
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
