@@ -1,0 +1,208 @@
+"""Lineage: from a release to its model versions, runs, code commit, data commit and sheet syncs.
+
+Every link is read from what the kit recorded, never guessed: the release record (an MLflow run
+in ``platform-kit-releases`` named by its tag, with ``manifest.json``), the model versions' tags
+(``git.sha``, ``dolt.commit``, ``data.fingerprint``), and the Dolt log, whose sync commits
+(``sync <sheet>: ... (source <id>@<revision>)``) name the sheet revisions behind the data.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mlflow.tracking import MlflowClient
+
+from platform_kit.errors import UsageError
+from platform_kit.store.base import Store
+from platform_kit.tracking.client import call, tags_of
+from platform_kit.tracking.models import (
+    DOLT_BRANCH,
+    DOLT_COMMIT,
+    FINGERPRINT,
+    GIT_SHA,
+    ModelRegistry,
+)
+
+RELEASES_EXPERIMENT = "platform-kit-releases"
+_SYNC_MESSAGE = re.compile(
+    r"^sync (?P<sheet>\S+): \+(?P<added>\d+) ~(?P<changed>\d+) -(?P<deleted>\d+) rows "
+    r"\(source (?P<source>.+)@(?P<revision>[^@)]*)\)"
+)
+_HEX32 = re.compile(r"^[0-9a-f]{32}$")
+
+
+@dataclass(frozen=True)
+class SheetSync:
+    """A sync commit behind a model's data: the sheet's revision that produced it."""
+
+    sheet: str
+    commit: str
+    source: str
+    revision: str
+    message: str
+
+
+@dataclass
+class VersionLineage:
+    name: str
+    version: int
+    run_id: str | None
+    git_sha: str
+    dolt_commit: str
+    dolt_branch: str
+    fingerprint: str
+    metrics: dict[str, float] = field(default_factory=dict)
+    syncs: list[SheetSync] = field(default_factory=list)
+
+
+@dataclass
+class Lineage:
+    release_tag: str | None
+    release_image: str | None
+    release_git_sha: str | None
+    versions: list[VersionLineage]
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class ReleaseRecord:
+    tag: str
+    image: str
+    git_sha: str
+    run_id: str
+    created_ms: int
+    manifest: dict[str, str]
+
+
+class ReleaseReader:
+    """Reads release records (written by :mod:`platform_kit.release`) from MLflow."""
+
+    def __init__(self, client: MlflowClient) -> None:
+        self.client = client
+
+    def find(self, tag: str) -> ReleaseRecord | None:
+        runs = self._search(f"attributes.run_name = '{_quote(tag)}'", max_results=1)
+        return self._record(runs[0]) if runs else None
+
+    def all(self) -> list[ReleaseRecord]:
+        return [self._record(run) for run in self._search("", max_results=1000)]
+
+    def _search(self, filter_string: str, max_results: int) -> list[Any]:
+        experiment = call(
+            lambda: self.client.get_experiment_by_name(RELEASES_EXPERIMENT), "find the releases"
+        )
+        if experiment is None:
+            return []
+        return list(
+            call(
+                lambda: self.client.search_runs(
+                    [experiment.experiment_id],
+                    filter_string=filter_string,
+                    max_results=max_results,
+                    order_by=["attributes.start_time DESC"],
+                ),
+                "search the releases",
+            )
+        )
+
+    def _record(self, run: Any) -> ReleaseRecord:
+        tags = tags_of(run)
+        with tempfile.TemporaryDirectory() as tmp:
+            path = call(
+                lambda: self.client.download_artifacts(run.info.run_id, "manifest.json", tmp),
+                "download a release manifest",
+            )
+            manifest = json.loads(Path(path).read_text())
+        return ReleaseRecord(
+            tag=run.info.run_name,
+            image=tags.get("release.image", ""),
+            git_sha=tags.get(GIT_SHA, ""),
+            run_id=run.info.run_id,
+            created_ms=int(run.info.start_time or 0),
+            manifest={k: str(v) for k, v in manifest.items()},
+        )
+
+
+def lineage(ref: str, *, registry: ModelRegistry, releases: ReleaseReader, store: Store) -> Lineage:
+    """The lineage of an image tag (or ``image:tag``), ``NAME@VERSION``, or an MLflow run id.
+
+    Raises:
+        UsageError: REF matches no release, model version or run.
+    """
+    record = releases.find(ref.rsplit(":", 1)[-1]) if "@" not in ref else None  # image:tag or tag
+    if record is not None:
+        versions = [
+            _version(registry, store, n, int(v)) for n, v in sorted(record.manifest.items())
+        ]
+        return Lineage(record.tag, record.image, record.git_sha, versions)
+    if "@" in ref:
+        name, _, version = ref.rpartition("@")
+        if not version.isdigit():
+            raise UsageError(f"{ref!r}: expected NAME@VERSION with a version number")
+        return Lineage(None, None, None, [_version(registry, store, name, int(version))])
+    if _HEX32.match(ref):
+        for infos in registry.versions().values():
+            for info in infos:
+                if info.run_id == ref:
+                    return Lineage(
+                        None, None, None, [_version(registry, store, info.name, info.version)]
+                    )
+    raise UsageError(
+        f"{ref!r} is not a release tag, NAME@VERSION or the run id of a model version",
+        hint="see 'platform-kit release list' and 'platform-kit model list'",
+    )
+
+
+def releases_using(
+    commit: str, *, registry: ModelRegistry, releases: ReleaseReader
+) -> list[ReleaseRecord]:
+    """Releases that include a model version trained on Dolt commit ``commit`` (or its prefix)."""
+    trained: set[tuple[str, str]] = set()
+    for name, versions in registry.versions().items():
+        for info in versions:
+            if info.tags.get(DOLT_COMMIT, "").startswith(commit):
+                trained.add((name, str(info.version)))
+    return [r for r in releases.all() if any(item in trained for item in r.manifest.items())]
+
+
+def _version(registry: ModelRegistry, store: Store, name: str, version: int) -> VersionLineage:
+    info = registry.version(name, version)
+    commit = info.tags.get(DOLT_COMMIT, "")
+    return VersionLineage(
+        name=name,
+        version=version,
+        run_id=info.run_id,
+        git_sha=info.tags.get(GIT_SHA, ""),
+        dolt_commit=commit,
+        dolt_branch=info.tags.get(DOLT_BRANCH, ""),
+        fingerprint=info.tags.get(FINGERPRINT, ""),
+        metrics=info.metrics,
+        syncs=sheet_syncs(store, commit) if commit else [],
+    )
+
+
+def sheet_syncs(store: Store, commit: str, limit: int = 500) -> list[SheetSync]:
+    """The latest sync commit of each sheet in the history of ``commit``."""
+    latest: dict[str, SheetSync] = {}
+    for entry in store.log(commit, limit=limit):
+        match = _SYNC_MESSAGE.match(entry.message)
+        if match and match["sheet"] not in latest:
+            latest[match["sheet"]] = SheetSync(
+                sheet=match["sheet"],
+                commit=entry.hash,
+                source=match["source"],
+                revision=match["revision"],
+                message=entry.message,
+            )
+    return [latest[s] for s in sorted(latest)]
+
+
+def _quote(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("'", "\\'")
