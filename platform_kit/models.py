@@ -20,14 +20,14 @@ import importlib.util
 import json
 import re
 import shlex
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Protocol
 
 from platform_kit.config import Config, ModelConfig, Trainer
-from platform_kit.errors import ConfigError, RefNotFoundError, UsageError
+from platform_kit.errors import ConfigError, PlatformKitError, RefNotFoundError, UsageError
 from platform_kit.plan import (
     ModelState,
     Plan,
@@ -129,6 +129,96 @@ def _family_member(config: Config, entry: ModelConfig, row: Row) -> Model:
 
 def _name_part(value: Any) -> str:
     return "" if value is None else str(value)
+
+
+# ---------------------------------------------------------------------------- reading rows
+
+_EQ_PARAM = re.compile(r"(`[^`]+`|[A-Za-z_][A-Za-z0-9_.]*)\s*=\s*%\(([A-Za-z_][A-Za-z0-9_]*)\)s")
+_SELECT = re.compile(r"^\s*select\s+", re.IGNORECASE)
+# Adding a key column or widening the filter would change what these return.
+_NOT_BATCHABLE = re.compile(
+    r"\b(limit|offset|group\s+by|having|union|distinct|count|sum|avg|min|max|over)\b|\bselect\s+\*",
+    re.IGNORECASE,
+)
+BATCH_KEY = "__platform_kit_key"
+BATCH_SIZE = 25  # members per family query: bounds the rows held in memory at once
+
+
+def batch_query(sql: str) -> tuple[str, str, str] | None:
+    """A family query rewritten to read many members in one scan, or None when it cannot be.
+
+    It applies to a plain ``SELECT ... WHERE <column> = %(field)s ...`` with that one parameter:
+    ``<column> = %(field)s`` becomes ``<column> IN ({keys})`` and ``<column>`` is selected first
+    as the key that groups the rows back per member. Returns (template, column, field); the
+    template has ``{keys}`` where the parameter list goes.
+    """
+    matches = _EQ_PARAM.findall(sql)
+    if (
+        len(matches) != 1
+        or len(_PARAM.findall(sql)) != 1
+        or not _SELECT.match(sql)
+        or _NOT_BATCHABLE.search(sql)
+        or "{" in sql
+        or "}" in sql
+    ):
+        return None
+    column, name = matches[0]
+    widened = _EQ_PARAM.sub(lambda _: f"{column} IN ({{keys}})", sql, count=1)
+    head = _SELECT.match(widened)
+    assert head is not None
+    template = f"{widened[: head.end()]}{column} AS {BATCH_KEY}, {widened[head.end() :]}"
+    return template, column, name
+
+
+def read_rows(
+    store: Store, models: Sequence[Model], commit: str, batch_size: int = BATCH_SIZE
+) -> Iterator[tuple[Model, list[Row] | PlatformKitError]]:
+    """Each model's training rows at ``commit``, in the order given (a failed read yields its
+    error). Members of one family are read ``batch_size`` at a time with one query each when
+    :func:`batch_query` can rewrite the family's query: without an index on the key column,
+    every per-member query would scan the whole table."""
+    pending: list[Model] = []
+
+    def flush() -> Iterator[tuple[Model, list[Row] | PlatformKitError]]:
+        if pending:
+            yield from _read_batch(store, list(pending), commit)
+            pending.clear()
+
+    for model in models:
+        if pending and (pending[0].config is not model.config or len(pending) >= batch_size):
+            yield from flush()
+        pending.append(model)
+    yield from flush()
+
+
+def _read_batch(
+    store: Store, models: list[Model], commit: str
+) -> Iterator[tuple[Model, list[Row] | PlatformKitError]]:
+    rewrite = batch_query(models[0].config.query) if len(models) > 1 else None
+    if rewrite is None or any(rewrite[2] not in m.query_params for m in models):
+        for model in models:
+            try:
+                yield model, model.read_rows(store, commit)
+            except PlatformKitError as exc:
+                yield model, exc
+        return
+    template, _, field_name = rewrite
+    keys = list(dict.fromkeys(_norm(m.query_params[field_name]) for m in models))
+    values = {_norm(m.query_params[field_name]): m.query_params[field_name] for m in models}
+    params = {f"{BATCH_KEY}{i}": values[k] for i, k in enumerate(keys)}
+    sql = template.replace("{keys}", ", ".join(f"%({name})s" for name in params))
+    try:
+        found = store.query(sql, params, commit)
+    except PlatformKitError as exc:
+        for model in models:
+            yield model, exc
+        return
+    grouped: dict[str, list[Row]] = {k: [] for k in keys}
+    for row in found:
+        key = _norm(row.pop(BATCH_KEY))
+        grouped.setdefault(key, []).append(row)
+    for model in models:
+        yield model, grouped.get(_norm(model.query_params[field_name]), [])
 
 
 def select_models(models: Sequence[Model], names: Sequence[str]) -> list[Model]:
@@ -347,6 +437,7 @@ def plan_training(
     code_cache: dict[tuple[str, str], str] = {}
     states: list[ModelState] = []
     refingerprinted: list[str] = []
+    to_read: list[Model] = []
     for model in models:
         versions = recorded.get(model.name, [])
         if not versions or force:
@@ -354,9 +445,7 @@ def plan_training(
             continue
         latest = max(versions, key=lambda v: v.version)
         if _needs_rows(model, latest, from_commit, known_tables, changes):
-            rows = model.read_rows(store, to_commit)
-            states.append(model_state(model, config.root, rows, code_cache))
-            refingerprinted.append(model.name)
+            to_read.append(model)
         else:
             state = model_state(model, config.root, None, code_cache)
             states.append(
@@ -369,6 +458,11 @@ def plan_training(
                     rows=latest.rows,
                 )
             )
+    for model, rows in read_rows(store, to_read, to_commit):
+        if isinstance(rows, PlatformKitError):
+            raise rows
+        states.append(model_state(model, config.root, rows, code_cache))
+        refingerprinted.append(model.name)
     return make_plan(
         states,
         recorded,

@@ -39,7 +39,7 @@ from typing import Any
 from platform_kit import gitinfo
 from platform_kit.config import CommandTrainer, Config, PromoteIf, Trainer
 from platform_kit.errors import PlatformKitError, UsageError
-from platform_kit.models import Model, expand_models, model_state, select_models
+from platform_kit.models import Model, expand_models, model_state, read_rows, select_models
 from platform_kit.plan import ModelState, Reason, Shard, decide
 from platform_kit.store.base import Row, Store
 from platform_kit.tracking import models as tags
@@ -300,11 +300,9 @@ def train(
     logger = cf.ThreadPoolExecutor(max_workers=LOG_THREADS, thread_name_prefix="mlflow")
     pool: cf.ProcessPoolExecutor | None = None
     try:
-        for index, model in enumerate(chosen):
-            try:
-                rows = model.read_rows(store, commit)
-            except PlatformKitError as exc:
-                finish(ModelResult(model.name, FAILED, f"reading its rows: {exc}"))
+        for index, (model, rows) in enumerate(read_rows(store, chosen, commit)):
+            if isinstance(rows, PlatformKitError):
+                finish(ModelResult(model.name, FAILED, f"reading its rows: {rows}"))
                 continue
             state = model_state(model, config.root, rows, code_cache)
             decision = decide(state, recorded.get(model.name, []), force=force)

@@ -8,7 +8,14 @@ from decimal import Decimal
 from pathlib import Path
 
 from platform_kit.config import CommandTrainer, ModelConfig
-from platform_kit.models import Model, fingerprint, query_tables, trainer_code_hash
+from platform_kit.models import (
+    BATCH_KEY,
+    Model,
+    batch_query,
+    fingerprint,
+    query_tables,
+    trainer_code_hash,
+)
 from platform_kit.train import _run_task, _Task
 
 ROWS = [
@@ -109,3 +116,27 @@ def test_a_python_trainer_error_is_reported(tmp_path: Path) -> None:
     )
     assert outcome.metrics is None and outcome.error is not None
     assert "ValueError" in outcome.error and "at least 2 rows" in outcome.error
+
+
+def test_a_family_query_is_batched_when_that_is_safe() -> None:
+    sql = "SELECT text, label FROM examples WHERE customer_id = %(customer_id)s ORDER BY example_id"
+    rewrite = batch_query(sql)
+    assert rewrite is not None
+    template, column, name = rewrite
+    assert (column, name) == ("customer_id", "customer_id")
+    assert template == (
+        f"SELECT customer_id AS {BATCH_KEY}, text, label FROM examples "
+        "WHERE customer_id IN ({keys}) ORDER BY example_id"
+    )
+    joined = "select e.text from examples e join c on c.id = e.cid where e.cid = %(id)s and e.ok"
+    assert batch_query(joined) is not None
+    for unsafe in (
+        "SELECT * FROM examples WHERE customer_id = %(customer_id)s",
+        "SELECT text FROM examples WHERE customer_id = %(customer_id)s LIMIT 10",
+        "SELECT DISTINCT text FROM examples WHERE customer_id = %(customer_id)s",
+        "SELECT count(*) AS n FROM examples WHERE customer_id = %(customer_id)s",
+        "SELECT text FROM examples WHERE a = %(a)s AND b = %(b)s",
+        "SELECT text FROM examples WHERE customer_id <> %(customer_id)s",
+        "SELECT text FROM examples",
+    ):
+        assert batch_query(unsafe) is None, unsafe
