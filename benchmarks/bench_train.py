@@ -38,7 +38,24 @@ INTENTS = {
     "cancel": "cancel subscription stop end terminate plan close membership quit",
     "support": "broken error crash bug fails slow issue problem fix",
 }
-FILLER = ["please", "help", "me", "with", "my", "the", "a", "i", "need", "to", "can", "you", "it", "is", "not", "this"]
+FILLER = [
+    "please",
+    "help",
+    "me",
+    "with",
+    "my",
+    "the",
+    "a",
+    "i",
+    "need",
+    "to",
+    "can",
+    "you",
+    "it",
+    "is",
+    "not",
+    "this",
+]
 
 
 def make_rows(customer: str, n: int, seed: int) -> list[dict[str, Any]]:
@@ -114,6 +131,46 @@ def plain_loop(
     return seconds
 
 
+# ---------------------------------------------------------------------------- CPU accounting
+
+
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds used by a process and its descendants (Linux /proc)."""
+    import os
+
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    total, stack = 0.0, [pid]
+    while stack:
+        current = stack.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        stack.extend(children.get(current, []))
+    return total
+
+
+def _cpu(config: Any) -> dict[str, float]:
+    import json
+    import resource
+
+    state = json.loads((config.state_dir / "services.json").read_text())
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return {
+        "kit process": usage.ru_utime + usage.ru_stime,
+        "mlflow server": _tree_cpu(int(state["mlflow"]["pid"])),
+        "dolt server": _tree_cpu(int(state["dolt"]["pid"])),
+    }
+
+
 # ---------------------------------------------------------------------------- main
 
 
@@ -177,13 +234,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         plain = plain_loop(data, params, args.workers)
         print(f"plain PyTorch loop: {plain:.1f}s", flush=True)
 
+        before = _cpu(config)
         report = train(config, store, registry_for(config), workers=args.workers)
         kit = report.seconds
+        after = _cpu(config)
+        spent = {k: after[k] - before[k] for k in after}
         failed = report.failed
         print(
             f"platform-kit train: {kit:.1f}s ({report.count('trained')} trained, "
             f"{len(failed)} failed)",
             flush=True,
+        )
+        print(
+            "  CPU seconds outside the workers: "
+            + ", ".join(f"{k} {v:.1f}" for k, v in spent.items())
         )
         if failed:
             print(f"  first failure: {failed[0].name}: {failed[0].reason}")

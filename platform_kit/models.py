@@ -17,7 +17,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.util
-import json
 import re
 import shlex
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
@@ -184,9 +183,12 @@ def read_rows(
             yield from _read_batch(store, list(pending), commit)
             pending.clear()
 
+    # The first batch is small so that the first model reaches a worker quickly.
+    size = min(2, batch_size)
     for model in models:
-        if pending and (pending[0].config is not model.config or len(pending) >= batch_size):
+        if pending and (pending[0].config is not model.config or len(pending) >= size):
             yield from flush()
+            size = batch_size
         pending.append(model)
     yield from flush()
 
@@ -243,21 +245,19 @@ def select_models(models: Sequence[Model], names: Sequence[str]) -> list[Model]:
 
 
 def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
-    """A content hash of rows, independent of their order (duplicates count)."""
-    digests = sorted(hashlib.sha256(_canonical_row(r)).digest() for r in rows)
+    """A content hash of rows, independent of their order (duplicates count).
+
+    Each row is hashed on its sorted (column, value) pairs, values made plain by :func:`_plain`;
+    ``repr`` of str/int/float/bool/None is stable across runs and cheaper than JSON.
+    """
+    digests = sorted(
+        hashlib.sha256(repr(sorted((str(k), _plain(v)) for k, v in r.items())).encode()).digest()
+        for r in rows
+    )
     h = hashlib.sha256(f"rows:{len(digests)}\n".encode())
     for digest in digests:
         h.update(digest)
     return h.hexdigest()
-
-
-def _canonical_row(row: Mapping[str, Any]) -> bytes:
-    return json.dumps(
-        {str(k): _plain(v) for k, v in row.items()},
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=False,
-    ).encode()
 
 
 def _plain(value: Any) -> Any:
