@@ -120,7 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             registry.register(
                 model.name,
                 None,
-                "mlflow-artifacts:/bench/none",
+                "s3://platform-kit-bench/none",  # never downloaded: planning reads tags only
                 {
                     tags.MODEL_NAME: model.name,
                     tags.DOLT_COMMIT: commit,
