@@ -1,0 +1,29 @@
+"""The versioned data store: :class:`Store` and its Dolt backend."""
+
+from __future__ import annotations
+
+from platform_kit import env
+from platform_kit.config import Config
+from platform_kit.store.base import Store
+
+
+def open_store(config: Config) -> Store:
+    """The project's Dolt database on the configured server, or on the local one 'up' started.
+
+    The password comes from DOLT_PASSWORD (never from platform.yaml).
+    """
+    from platform_kit.services import dolt_endpoint
+    from platform_kit.store.dolt import DoltStore
+
+    endpoint = dolt_endpoint(config)
+    return DoltStore(
+        host=endpoint.host,
+        port=endpoint.port,
+        user=endpoint.user,
+        password=env.get(env.DOLT_PASSWORD) or "",
+        database=config.dolt.database,
+        main_branch=config.dolt.main_branch,
+    )
+
+
+__all__ = ["Store", "open_store"]

@@ -1,0 +1,391 @@
+"""The Dolt backend of :class:`~platform_kit.store.base.Store`, over mysql-connector-python.
+
+Branches and commits are addressed as branch-qualified database names (``training/main``,
+``training/sheets/customers``, ``training/<commit hash>``) rather than with ``DOLT_CHECKOUT``,
+whose effect is per session and so unsafe on pooled connections. Writes run in ONE SQL
+transaction that ends with ``DOLT_COMMIT``: a killed writer leaves the branch head as it was.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+import mysql.connector
+from mysql.connector.abstracts import MySQLConnectionAbstract
+
+from platform_kit.errors import MergeConflictError, RefNotFoundError, ServiceError, StoreError
+from platform_kit.retry import retry
+from platform_kit.store.base import (
+    ChangeSet,
+    Commit,
+    MergeResult,
+    Row,
+    RowChange,
+    Store,
+    TableDiff,
+    TableSchema,
+)
+
+# Kit column type -> SQL type. LONGTEXT because a sheet cell can hold up to 50,000 characters
+# (Google's limit) and exports can hold more; key columns need a bounded VARCHAR.
+SQL_TYPES = {
+    "string": "LONGTEXT",
+    "int": "BIGINT",
+    "float": "DOUBLE",
+    "bool": "BOOLEAN",
+    "date": "DATE",
+    "datetime": "DATETIME(6)",
+    "json": "JSON",
+}
+KEY_STRING = "VARCHAR(255)"
+_BATCH = 2000  # rows per multi-row statement: few round trips, well under max_allowed_packet
+_TRANSIENT_ERRNOS = {2003, 2006, 2013, 2055}  # cannot connect, gone away, lost connection
+_COMMIT_HASH = re.compile(r"^[0-9a-v]{32}$")
+
+
+def kit_type(sql_type: str) -> str:
+    """Map a column type as Dolt reports it back to a kit column type."""
+    t = sql_type.lower()
+    if t.startswith("tinyint(1)") or t.startswith("bool"):
+        return "bool"
+    if "int" in t:
+        return "int"
+    if t.startswith(("double", "float", "decimal", "real")):
+        return "float"
+    if t.startswith("datetime") or t.startswith("timestamp"):
+        return "datetime"
+    if t.startswith("date"):
+        return "date"
+    if t.startswith("json"):
+        return "json"
+    return "string"
+
+
+def _q(identifier: str) -> str:
+    return f"`{identifier}`"  # callers have validated identifiers (base.check_identifier)
+
+
+class DoltStore(Store):
+    """A database on a ``dolt sql-server``."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        user: str,
+        password: str,
+        database: str,
+        main_branch: str = "main",
+        connect_timeout: int = 10,
+    ) -> None:
+        self.host, self.port, self.user = host, port, user
+        self._password = password
+        self.database = database
+        self.main_branch = main_branch
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:  # never shows the password
+        return f"DoltStore({self.user}@{self.host}:{self.port}/{self.database})"
+
+    # -- connections
+
+    def _connect(self, database: str | None, autocommit: bool = True) -> MySQLConnectionAbstract:
+        def attempt() -> MySQLConnectionAbstract:
+            return mysql.connector.connect(  # type: ignore[return-value]
+                host=self.host,
+                port=self.port,
+                user=self.user,
+                password=self._password,
+                database=database,
+                autocommit=autocommit,
+                connection_timeout=self.connect_timeout,
+                use_pure=True,
+            )
+
+        try:
+            return retry(
+                attempt, transient=_transient, what=f"connect to Dolt at {self.host}:{self.port}"
+            )
+        except mysql.connector.Error as exc:
+            if _transient(exc):
+                raise ServiceError(
+                    f"Dolt at {self.host}:{self.port} is unreachable ({exc.msg})",
+                    hint="check 'platform-kit services status'",
+                ) from exc
+            if database and "database not found" in str(exc).lower():
+                raise RefNotFoundError(f"no such Dolt database or ref: {database!r}") from exc
+            raise StoreError(f"Dolt refused the connection: {exc.msg}") from exc
+
+    @contextmanager
+    def _cursor(self, database: str | None, *, dictionary: bool = False) -> Iterator[Any]:
+        conn = self._connect(database)
+        try:
+            yield conn.cursor(dictionary=dictionary)
+        except mysql.connector.Error as exc:
+            raise _translate(exc) from exc
+        finally:
+            conn.close()
+
+    def _db(self, ref: str | None = None) -> str:
+        return f"{self.database}/{ref}" if ref else self.database
+
+    def _rows(self, sql: str, params: Any = None, *, ref: str | None = None) -> list[Row]:
+        with self._cursor(self._db(ref), dictionary=True) as cur:
+            cur.execute(sql, params or None)
+            return list(cur.fetchall())
+
+    # -- databases and branches
+
+    def _create_database(self) -> None:
+        with self._cursor(None) as cur:
+            cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(self.database)}")
+
+    def _branches(self) -> dict[str, str]:
+        return {r["name"]: r["hash"] for r in self._rows("SELECT name, hash FROM dolt_branches")}
+
+    def _create_branch(self, name: str, start_point: str) -> str:
+        existing = self._branches()
+        if name in existing:
+            return existing[name]
+        commit = self.resolve(start_point)
+        with self._cursor(self._db()) as cur:
+            cur.execute("CALL DOLT_BRANCH(%s, %s)", (name, commit))
+            cur.fetchall()
+        return commit
+
+    def _resolve(self, ref: str) -> str:
+        # dolt_hashof() accepts a full hash, but checking it exists needs a read.
+        if _COMMIT_HASH.match(ref) and self._rows("SELECT 1 FROM dolt_log(%s) LIMIT 1", (ref,)):
+            return ref
+        try:
+            rows = self._rows("SELECT dolt_hashof(%s) AS h", (ref,))
+        except StoreError as exc:
+            raise RefNotFoundError(
+                f"no branch, tag or commit {ref!r} in Dolt database {self.database!r}",
+                hint="see 'platform-kit data log' for commits",
+            ) from exc
+        return str(rows[0]["h"])
+
+    # -- reading
+
+    def _tables(self, ref: str) -> list[str]:
+        commit = self.resolve(ref)
+        return sorted(
+            str(next(iter(r.values())))
+            for r in self._rows("SHOW TABLES", ref=commit)
+            if not str(next(iter(r.values()))).startswith("dolt_")
+        )
+
+    def _schema(self, table: str, ref: str) -> TableSchema | None:
+        commit = self.resolve(ref)
+        if table not in self._tables(commit):
+            return None
+        columns = self._rows(f"SHOW COLUMNS FROM {_q(table)}", ref=commit)
+        return TableSchema(
+            columns={c["Field"]: kit_type(str(c["Type"])) for c in columns},
+            primary_key=tuple(c["Field"] for c in columns if c["Key"] == "PRI"),
+        )
+
+    def _read_table(self, table: str, ref: str) -> list[Row]:
+        commit = self.resolve(ref)
+        schema = self._schema(table, commit)
+        if schema is None:
+            raise StoreError(f"table {table!r} does not exist at {ref}")
+        order = ", ".join(_q(k) for k in schema.primary_key) or "1"
+        return self._rows(f"SELECT * FROM {_q(table)} ORDER BY {order}", ref=commit)
+
+    def _query(self, sql: str, params: dict[str, Any], ref: str) -> list[Row]:
+        return self._rows(sql, params or None, ref=self.resolve(ref))
+
+    # -- writing
+
+    def _commit_changes(
+        self, branch: str, changes: Sequence[ChangeSet], message: str, expected_head: str | None
+    ) -> str:
+        if branch not in self._branches():
+            raise RefNotFoundError(f"no branch {branch!r} in Dolt database {self.database!r}")
+        conn = self._connect(self._db(branch), autocommit=False)
+        try:
+            cur: Any = conn.cursor()
+            # Leftovers of a writer killed mid-transaction live only in the working set; drop them.
+            cur.execute("CALL DOLT_RESET('--hard')")
+            cur.fetchall()
+            conn.commit()
+            cur.execute("START TRANSACTION")
+            cur.execute("SELECT dolt_hashof('HEAD')")
+            head = cur.fetchone()[0]
+            if expected_head is not None and head != expected_head:
+                raise StoreError(
+                    f"branch {branch!r} moved from {expected_head[:12]} to {head[:12]} meanwhile",
+                    hint="another writer got there first; run the command again",
+                )
+            for change in changes:
+                _apply(cur, change)
+            cur.execute("CALL DOLT_COMMIT('-A', '-m', %s)", (message,))
+            commit = str(cur.fetchone()[0])
+            cur.fetchall()
+            conn.commit()
+            return commit
+        except mysql.connector.Error as exc:
+            conn.rollback()
+            raise _translate(exc, f"writing to branch {branch!r}") from exc
+        except BaseException:
+            conn.rollback()
+            raise
+        finally:
+            conn.close()
+
+    def _merge(self, branch: str, into: str, message: str | None) -> MergeResult:
+        before = self.resolve(into)
+        conn = self._connect(self._db(into), autocommit=False)
+        try:
+            cur: Any = conn.cursor()
+            args = (branch, "-m", message) if message else (branch,)
+            cur.execute(f"CALL DOLT_MERGE({', '.join(['%s'] * len(args))})", args)
+            _, fast_forward, conflicts, _ = cur.fetchone()
+            cur.fetchall()
+            if int(conflicts):
+                found = _conflicts(cur)
+                conn.rollback()  # nothing of the merge reaches the target branch
+                keys = "; ".join(
+                    f"{t}: {', '.join(k[:5])}{' ...' if len(k) > 5 else ''}"
+                    for t, k in found.items()
+                )
+                raise MergeConflictError(
+                    f"merging {branch!r} into {into!r} conflicts ({keys}); {into!r} is unchanged",
+                    found,
+                    hint=f"fix those rows on {branch!r} (or in the sheet and sync again), then merge",
+                )
+            conn.commit()
+        except mysql.connector.Error as exc:
+            conn.rollback()
+            raise _translate(exc, f"merging {branch!r} into {into!r}") from exc
+        finally:
+            conn.close()
+        after = self.resolve(into)
+        changed = after != before  # 'up to date' or 'a is ahead of b' leave it as it was
+        return MergeResult(
+            commit=after, fast_forward=bool(int(fast_forward)) and changed, changed=changed
+        )
+
+    # -- history
+
+    def _changed_tables(self, from_ref: str, to_ref: str) -> list[str]:
+        a, b = self.resolve(from_ref), self.resolve(to_ref)
+        if a == b:
+            return []
+        rows = self._rows(
+            "SELECT from_table_name, to_table_name FROM dolt_diff_summary(%s, %s)", (a, b)
+        )
+        return sorted({str(r["to_table_name"] or r["from_table_name"]) for r in rows})
+
+    def _diff(self, from_ref: str, to_ref: str, tables: Sequence[str] | None) -> list[TableDiff]:
+        a, b = self.resolve(from_ref), self.resolve(to_ref)
+        wanted = self._changed_tables(a, b)
+        if tables is not None:
+            wanted = [t for t in wanted if t in tables]
+        out = []
+        for table in wanted:
+            schema = self._schema(table, b) or self._schema(table, a)
+            if schema is None:
+                continue
+            diff = TableDiff(table)
+            rows = self._rows("SELECT * FROM dolt_diff(%s, %s, %s)", (a, b, table))
+            for row in rows:
+                old = _side(row, "from_", schema) if row["diff_type"] != "added" else None
+                new = _side(row, "to_", schema) if row["diff_type"] != "removed" else None
+                side = new if new is not None else old
+                assert side is not None
+                change = RowChange(key=tuple(side[k] for k in schema.primary_key), old=old, new=new)
+                {"added": diff.added, "modified": diff.modified, "removed": diff.deleted}[
+                    row["diff_type"]
+                ].append(change)
+            out.append(diff)
+        return out
+
+    def _log(self, ref: str, limit: int) -> list[Commit]:
+        commit = self.resolve(ref)
+        rows = self._rows(
+            "SELECT commit_hash, committer, date, message FROM dolt_log LIMIT %s",
+            (limit,),
+            ref=commit,
+        )
+        return [Commit(r["commit_hash"], r["committer"], r["date"], r["message"]) for r in rows]
+
+
+def _apply(cur: Any, change: ChangeSet) -> None:
+    schema = change.schema
+    table = _q(change.table)
+    definitions = [
+        f"{_q(c)} {KEY_STRING if c in schema.primary_key and t == 'string' else SQL_TYPES[t]}"
+        + (" NOT NULL" if c in schema.primary_key else "")
+        for c, t in schema.columns.items()
+    ]
+    keys = ", ".join(_q(k) for k in schema.primary_key)
+    cur.execute(
+        f"CREATE TABLE IF NOT EXISTS {table} ({', '.join(definitions)}, PRIMARY KEY ({keys}))"
+    )
+    for column, kind in change.add_columns.items():
+        cur.execute(f"ALTER TABLE {table} ADD COLUMN {_q(column)} {SQL_TYPES[kind]}")
+    columns = list(schema.columns)
+    key_cols = list(schema.primary_key)
+    for start in range(0, len(change.deletes), _BATCH):
+        batch = change.deletes[start : start + _BATCH]
+        one = "(" + ", ".join(["%s"] * len(key_cols)) + ")"
+        cur.execute(
+            f"DELETE FROM {table} WHERE ({keys}) IN ({', '.join([one] * len(batch))})",
+            [v for key in batch for v in key],
+        )
+    upserts = change.inserts + change.updates
+    placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
+    names = ", ".join(_q(c) for c in columns)
+    others = [c for c in columns if c not in key_cols] or key_cols
+    update = ", ".join(f"{_q(c)} = VALUES({_q(c)})" for c in others)
+    for start in range(0, len(upserts), _BATCH):
+        rows = upserts[start : start + _BATCH]
+        cur.execute(
+            f"INSERT INTO {table} ({names}) VALUES {', '.join([placeholders] * len(rows))} "
+            f"ON DUPLICATE KEY UPDATE {update}",
+            [row.get(c) for row in rows for c in columns],
+        )
+
+
+def _conflicts(cur: Any) -> dict[str, list[str]]:
+    cur.execute("SELECT `table` FROM dolt_conflicts")
+    found: dict[str, list[str]] = {}
+    for (table,) in cur.fetchall():
+        cur.execute(f"SELECT * FROM {_q('dolt_conflicts_' + str(table))}")
+        names = cur.column_names
+        keys = [n for n in names if n.startswith("our_") and not n.endswith("_diff_type")]
+        rows = cur.fetchall()
+        cur.execute(f"SHOW COLUMNS FROM {_q(str(table))}")
+        primary = [c[0] for c in cur.fetchall() if c[3] == "PRI"]
+        pk = [f"our_{k}" for k in primary] or keys[:1]
+        found[str(table)] = ["/".join(str(row[names.index(k)]) for k in pk) for row in rows]
+    return found
+
+
+def _side(row: Row, prefix: str, schema: TableSchema) -> Row:
+    return {c: row.get(prefix + c) for c in schema.columns}
+
+
+def _transient(exc: BaseException) -> bool:
+    return isinstance(exc, mysql.connector.Error) and (
+        exc.errno in _TRANSIENT_ERRNOS or isinstance(exc, mysql.connector.InterfaceError)
+    )
+
+
+def _translate(exc: mysql.connector.Error, doing: str = "") -> Exception:
+    where = f" while {doing}" if doing else ""
+    if _transient(exc):
+        return ServiceError(
+            f"lost the connection to Dolt{where}: {exc.msg}",
+            hint="check 'platform-kit services status'",
+        )
+    text = str(exc.msg)
+    if "branch not found" in text.lower() or "invalid ref spec" in text.lower():
+        return RefNotFoundError(f"Dolt{where}: {text}")
+    return StoreError(f"Dolt refused{where}: {text}")
