@@ -1,7 +1,8 @@
 """Plan and train on real Dolt and MLflow servers.
 
 One project (a fresh Dolt database and MLflow experiment) per test: three customers with intent
-examples, the family ``intent-{customer_id}``. The trainer runs in real worker processes.
+examples, the family ``<project>-intent-{customer_id}`` (registered model names are global to an
+MLflow server, so each test's are its own). The trainer runs in real worker processes.
 """
 
 from __future__ import annotations
@@ -34,8 +35,8 @@ CUSTOMERS = TableSchema({"customer_id": "string", "active": "bool"}, ("customer_
 VOCAB = {"billing": "refund invoice charge card", "shipping": "track parcel courier late"}
 FAMILY = """\
   - family: intent
-    for_each: "SELECT customer_id FROM customers WHERE active"
-    name: "intent-{{customer_id}}"
+    for_each: "SELECT customer_id, '{project}' AS project FROM customers WHERE active"
+    name: "{{project}}-intent-{{customer_id}}"
     query: "SELECT text, label FROM examples WHERE customer_id = %(customer_id)s"
     trainer: training.intent:train
     params: {{epochs: {epochs}, lr: 0.05, buckets: 256, dim: 8}}
@@ -77,7 +78,11 @@ def write(
         mlflow: {{tracking_uri: "{services.mlflow_uri}", experiment: {database}}}
         models:
         """
-    text = textwrap.dedent(body) + FAMILY.format(epochs=epochs, metric=metric, bound=bound) + extra
+    text = (
+        textwrap.dedent(body)
+        + FAMILY.format(project=database, epochs=epochs, metric=metric, bound=bound)
+        + extra
+    )
     root.mkdir(parents=True, exist_ok=True)
     (root / "platform.yaml").write_text(text)
     return load_config(root / "platform.yaml")
@@ -119,14 +124,15 @@ def test_train_only_what_changed(
     project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
+    P = f"{config.project}-"
     plan = plan_training(config, store, registry)
     assert {d.name: d.reason for d in plan.decisions} == dict.fromkeys(
-        ("intent-acme", "intent-globex", "intent-initech"), Reason.NEW_MODEL
+        (f"{P}intent-acme", f"{P}intent-globex", f"{P}intent-initech"), Reason.NEW_MODEL
     )
 
     first = train(config, store, registry, workers=2)
     assert {r.name: r.status for r in first.results} == dict.fromkeys(
-        ("intent-acme", "intent-globex", "intent-initech"), TRAINED
+        (f"{P}intent-acme", f"{P}intent-globex", f"{P}intent-initech"), TRAINED
     )
     head = store.resolve("main")
     assert first.commit == head and first.branch == "main"
@@ -135,14 +141,14 @@ def test_train_only_what_changed(
         assert "no production version" in result.promotion
 
     # Tags on the run and on the version.
-    acme = by_name(first)["intent-acme"]
+    acme = by_name(first)[f"{P}intent-acme"]
     run = registry.client.get_run(acme.run_id)
-    version = registry.version("intent-acme", 1)
+    version = registry.version(f"{P}intent-acme", 1)
     for tags in (run.data.tags, version.tags):
         assert tags["dolt.commit"] == head and len(head) == 32
         assert tags["dolt.branch"] == "main"
         assert tags["dolt.database"] == config.dolt.database
-        assert tags["model.name"] == "intent-acme"
+        assert tags["model.name"] == f"{P}intent-acme"
         assert tags["data.fingerprint"] == acme.fingerprint
         assert len(tags["git.sha"]) == 40
         assert tags["mlflow.source.git.commit"] == tags["git.sha"]
@@ -164,16 +170,18 @@ def test_train_only_what_changed(
         "main", [ChangeSet("examples", EXAMPLES, inserts=examples("globex", 6, start=100))], "more"
     )
     plan = plan_training(config, store, registry)
-    assert [(d.name, d.reason) for d in plan.to_train] == [("intent-globex", Reason.DATA_CHANGED)]
-    assert plan.refingerprinted == ("intent-globex",)
+    assert [(d.name, d.reason) for d in plan.to_train] == [
+        (f"{P}intent-globex", Reason.DATA_CHANGED)
+    ]
+    assert plan.refingerprinted == (f"{P}intent-globex",)
     [shard] = shard_plan(plan)
     report = train(config, store, registry, shard=Shard.from_json(shard.to_json()))
     assert [(r.name, r.status, r.version) for r in report.results] == [
-        ("intent-globex", TRAINED, 2)
+        (f"{P}intent-globex", TRAINED, 2)
     ]
 
     # Force retrains anyway, at the same inputs.
-    forced = train(config, store, registry, names=["intent-acme"], force=True)
+    forced = train(config, store, registry, names=[f"{P}intent-acme"], force=True)
     assert [(r.status, r.version) for r in forced.results] == [(TRAINED, 2)]
     assert forced.results[0].reason.startswith("forced")
 
@@ -183,21 +191,22 @@ def test_params_change_retrains_and_promote_if_gates(
     project: tuple[Config, Store, ModelRegistry], services: Services
 ) -> None:
     config, store, registry = project
-    train(config, store, registry, names=["intent-acme"], workers=1)
+    P = f"{config.project}-"
+    train(config, store, registry, names=[f"{P}intent-acme"], workers=1)
     # New params; a gate the new version cannot pass (n_train is 32).
     changed = write(
         config.root, services, config.dolt.database, epochs=4, metric="n_train", bound="max: 10"
     )
     plan = plan_training(changed, store, registry)
     reasons = {d.name: d.reason for d in plan.decisions}
-    assert reasons["intent-acme"] is Reason.PARAMS_CHANGED
-    assert reasons["intent-globex"] is Reason.NEW_MODEL
-    report = train(changed, store, registry, names=["intent-acme"], workers=1)
+    assert reasons[f"{P}intent-acme"] is Reason.PARAMS_CHANGED
+    assert reasons[f"{P}intent-globex"] is Reason.NEW_MODEL
+    report = train(changed, store, registry, names=[f"{P}intent-acme"], workers=1)
     [result] = report.results
     assert result.status == TRAINED and result.version == 2 and not result.promoted
     assert "not promoted: n_train 32 fails max 10" in result.promotion
-    assert registry.production("intent-acme").version == 1  # type: ignore[union-attr]
-    assert "not promoted" in registry.version("intent-acme", 2).tags["promotion"]
+    assert registry.production(f"{P}intent-acme").version == 1  # type: ignore[union-attr]
+    assert "not promoted" in registry.version(f"{P}intent-acme", 2).tags["promotion"]
 
 
 @pytest.mark.slow
@@ -205,6 +214,7 @@ def test_a_failing_model_leaves_the_others_trained(
     project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
+    P = f"{config.project}-"
     # 'tiny' has one row: the intent trainer refuses it. Plus a non-Python command trainer.
     (config.root / "count.sh").write_text(
         'set -e\nmkdir -p "$2/model"\n'
@@ -212,10 +222,10 @@ def test_a_failing_model_leaves_the_others_trained(
         'printf \'{"rows": %s}\\n\' "$rows" > "$2/metrics.json"\n'
         'cp "$1" "$2/model/data.csv"\n'
     )
-    extra = """\
-  - name: counter
+    extra = f"""\
+  - name: {P}counter
     query: "SELECT customer_id, text FROM examples WHERE customer_id = 'acme'"
-    trainer: {command: "sh count.sh {data} {out}"}
+    trainer: {{command: "sh count.sh {{data}} {{out}}"}}
 """
     config = write(config.root, services, config.dolt.database, extra=extra)
     store.commit_changes(
@@ -229,18 +239,18 @@ def test_a_failing_model_leaves_the_others_trained(
     report = train(config, store, registry, workers=2)
     status = {r.name: r.status for r in report.results}
     assert status == {
-        "intent-acme": TRAINED,
-        "intent-globex": TRAINED,
-        "intent-initech": TRAINED,
-        "intent-tiny": FAILED,
-        "counter": TRAINED,
+        f"{P}intent-acme": TRAINED,
+        f"{P}intent-globex": TRAINED,
+        f"{P}intent-initech": TRAINED,
+        f"{P}intent-tiny": FAILED,
+        f"{P}counter": TRAINED,
     }
-    tiny = by_name(report)["intent-tiny"]
+    tiny = by_name(report)[f"{P}intent-tiny"]
     assert "at least 2 rows" in tiny.reason
     assert registry.client.get_run(tiny.run_id).info.status == "FAILED"
-    counter = by_name(report)["counter"]
+    counter = by_name(report)[f"{P}counter"]
     assert counter.metrics == {"rows": 40.0}
-    source = registry.version("counter", 1).source
+    source = registry.version(f"{P}counter", 1).source
     mlflow.set_tracking_uri(services.mlflow_uri)
     local = mlflow.artifacts.download_artifacts(artifact_uri=source, dst_path=str(tmp_path))
     assert (Path(local) / "data.csv").read_text().startswith("customer_id,text\n")
@@ -258,6 +268,7 @@ def test_cli_plan_github_output_and_model_commands(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     config, store, registry = project
+    P = f"{config.project}-"
     output = tmp_path / "github_output"
     monkeypatch.setenv("GITHUB_OUTPUT", str(output))
     assert (
@@ -268,9 +279,9 @@ def test_cli_plan_github_output_and_model_commands(
     assert lines[1] == "count=2" and len(matrix["include"]) == 2
     shards = [Shard.from_json(job["shard"]) for job in matrix["include"]]
     assert sorted(m for s in shards for m in s.models) == [
-        "intent-acme",
-        "intent-globex",
-        "intent-initech",
+        f"{P}intent-acme",
+        f"{P}intent-globex",
+        f"{P}intent-initech",
     ]
     capsys.readouterr()
     monkeypatch.setenv("GITHUB_RUN_ID", "4242")
@@ -282,17 +293,15 @@ def test_cli_plan_github_output_and_model_commands(
     name = shards[0].models[0]
     assert registry.version(name, 1).tags["github.run_id"] == "4242"
 
-    # Two more versions of one model, then promote and roll back through the CLI.
-    for _ in range(2):
-        train(config, store, registry, names=[name], force=True, workers=1)
-    assert registry.production(name).version == 1  # type: ignore[union-attr]
-    assert main(["--config", str(config.path), "model", "promote", name, "3"]) == 0
-    assert main(["--config", str(config.path), "model", "promote", name, "2"]) == 0
+    # A second version (it passes promote_if, so it takes the alias), then the CLI moves it.
+    train(config, store, registry, names=[name], force=True, workers=1)
+    assert registry.production(name).version == 2  # type: ignore[union-attr]
+    assert main(["--config", str(config.path), "model", "promote", name, "1"]) == 0
     capsys.readouterr()
     assert main(["--config", str(config.path), "model", "rollback", name, "--json"]) == 0
     moved = json.loads(capsys.readouterr().out)
-    assert (moved["from_version"], moved["version"]) == (2, 3)
-    assert registry.production(name).version == 3  # type: ignore[union-attr]
+    assert (moved["from_version"], moved["version"]) == (1, 2)
+    assert registry.production(name).version == 2  # type: ignore[union-attr]
     assert main(["--config", str(config.path), "model", "rollback", name, "--to-version", "1"]) == 0
     assert registry.production(name).version == 1  # type: ignore[union-attr]
     capsys.readouterr()
