@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.stub import not_implemented
+from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.services import ensure_services
+from platform_kit.store import open_store
+from platform_kit.sync import SyncReport, sync
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -12,8 +15,9 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "sync",
         parents=[parent],
         help="read the sheets, validate them, commit the changes to Dolt",
-        description="Read each configured sheet, validate it, and write its row-level changes as one "
-        "Dolt commit on the branch sheets/<sheet> (or --branch).",
+        description="Read each configured sheet, validate it, and write its row-level changes as "
+        "one Dolt commit on the branch sheets/<sheet> (or --branch). A sheet that did not change "
+        "makes no commit. Invalid sheets write nothing and list every problem.",
     )
     parser.add_argument(
         "--sheet", action="append", metavar="NAME", help="only this sheet (repeatable)"
@@ -22,4 +26,50 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "--branch", help="write to this branch instead of sheets/<sheet> (e.g. main)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the diff and write nothing")
-    parser.set_defaults(handler=not_implemented)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    ensure_services(config)
+    store = open_store(config)
+    store.create_database()
+    report = sync(
+        config,
+        store,
+        sheets=args.sheet,
+        branch=args.branch,
+        dry_run=args.dry_run,
+        progress=lambda line: note(f"  {line}"),
+    )
+    emit(args, report.to_json(), lambda: render(report))
+    return 0
+
+
+def render(report: SyncReport) -> None:
+    rows = []
+    for s in report.sheets:
+        if not s.has_changes:
+            outcome = "no changes: no commit"
+        elif report.dry_run:
+            outcome = "dry run: nothing written"
+        else:
+            outcome = f"commit {s.commit[:12] if s.commit else '?'}"
+        rows.append(
+            [
+                s.sheet,
+                s.branch,
+                f"+{s.added} ~{s.changed} -{s.deleted}",
+                ", ".join(s.new_columns) or "",
+                f"{s.source}@{s.revision}",
+                outcome,
+            ]
+        )
+    stdout.print(
+        table("sync", ["sheet", "branch", "rows", "new columns", "source", "result"], rows)
+    )
+    if report.dry_run:
+        for s in report.sheets:
+            for kind, sample in s.samples.items():
+                for row in sample[:5]:
+                    stdout.print(f"  {s.sheet} {kind}: {row}", markup=False)

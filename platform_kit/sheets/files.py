@@ -1,0 +1,75 @@
+"""CSV and XLSX exports of a sheet, as analysts download them."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+from platform_kit.config import FileSource, SheetConfig
+from platform_kit.errors import SourceError
+from platform_kit.sheets import RawSheet, SheetReader
+
+
+class FileSheetReader(SheetReader):
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = root  # paths in messages are shown relative to it when possible
+
+    def read(self, sheet: SheetConfig) -> RawSheet:
+        assert isinstance(sheet.source, FileSource)
+        path = sheet.source.file
+        if not path.is_file():
+            raise SourceError(
+                f"sheet {sheet.name!r}: file {path} does not exist",
+                hint="export the sheet there or fix 'source.file' in platform.yaml",
+            )
+        revision = dt.datetime.fromtimestamp(path.stat().st_mtime, dt.UTC).strftime(
+            "%Y-%m-%dT%H:%M:%SZ"
+        )
+        table = _read_csv(sheet, path) if path.suffix.lower() == ".csv" else _read_xlsx(sheet, path)
+        header, rows = (table[0], table[1:]) if table else ([], [])
+        return RawSheet(header=header, rows=rows, source=self._display(path), revision=revision)
+
+    def _display(self, path: Path) -> str:
+        try:
+            return str(path.relative_to(self.root or Path.cwd()))
+        except ValueError:
+            return str(path)
+
+
+def _read_csv(sheet: SheetConfig, path: Path) -> list[list[Any]]:
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as handle:
+            return [list(row) for row in csv.reader(handle)]
+    except UnicodeDecodeError as exc:
+        raise SourceError(
+            f"sheet {sheet.name!r}: {path} is not UTF-8 text (byte {exc.start})",
+            hint="export the CSV as UTF-8",
+        ) from exc
+    except csv.Error as exc:
+        raise SourceError(f"sheet {sheet.name!r}: {path} is not valid CSV: {exc}") from exc
+
+
+def _read_xlsx(sheet: SheetConfig, path: Path) -> list[list[Any]]:
+    import openpyxl
+    from openpyxl.utils.exceptions import InvalidFileException
+
+    assert isinstance(sheet.source, FileSource)
+    try:
+        book = openpyxl.load_workbook(path, read_only=True, data_only=True)
+    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+        raise SourceError(
+            f"sheet {sheet.name!r}: {path} is not a readable .xlsx file: {exc}"
+        ) from exc
+    try:
+        name = sheet.source.worksheet or book.sheetnames[0]
+        if name not in book.sheetnames:
+            raise SourceError(
+                f"sheet {sheet.name!r}: {path} has no worksheet {name!r} "
+                f"(it has {', '.join(book.sheetnames)})",
+                hint="fix 'source.worksheet' in platform.yaml",
+            )
+        return [list(row) for row in book[name].iter_rows(values_only=True)]
+    finally:
+        book.close()

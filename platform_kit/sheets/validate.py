@@ -1,0 +1,281 @@
+"""Turn a raw sheet into typed rows, or a list of every problem found.
+
+Rows are numbered as the analyst sees them in the sheet: the header is row 1. Empty cells are
+NULL. Trailing blank rows and columns (what spreadsheet exports tend to carry) are ignored.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from platform_kit.config import SheetConfig
+from platform_kit.errors import ValidationError
+from platform_kit.sheets import RawSheet
+from platform_kit.store.base import Key, Row
+
+MAX_CELL = 50_000  # Google Sheets' own limit on characters per cell
+MAX_PROBLEMS = 50  # listed in the error; the count says how many more there were
+FORMULA_ERRORS = (
+    "#REF!",
+    "#N/A",
+    "#VALUE!",
+    "#DIV/0!",
+    "#NAME?",
+    "#NULL!",
+    "#NUM!",
+    "#ERROR!",
+    "#SPILL!",
+    "#CALC!",
+    "#GETTING_DATA",
+)
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_TRUE = {"true", "yes", "y", "1", "t"}
+_FALSE = {"false", "no", "n", "0", "f"}
+
+
+@dataclass(frozen=True)
+class TypedSheet:
+    columns: dict[str, str]  # column -> kit type, in sheet order (declared types; new ones: string)
+    rows: dict[Key, Row]  # primary key -> row
+    undeclared: list[str]  # sheet columns not in platform.yaml (synced as string)
+
+
+def column_of(sheet: SheetConfig, header: str) -> str:
+    return sheet.renames.get(header, header)
+
+
+def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
+    """Parse every row of ``raw`` by the sheet's config.
+
+    Raises:
+        ValidationError: listing every problem with sheet, row, column and value.
+    """
+    problems: list[str] = []
+    where = f"sheet {sheet.name!r}"
+    header = [_text(h).strip() for h in raw.header]
+    width = len(header)
+    while width and not header[width - 1] and all(_blank(r, width - 1) for r in raw.rows):
+        width -= 1  # a trailing blank column
+    header = header[:width]
+    if not header:
+        raise ValidationError(
+            f"{where}: the header row (row 1) is empty", hint="row 1 must name the columns"
+        )
+    columns: list[str] = []
+    for index, name in enumerate(header):
+        letter = _letter(index)
+        column = column_of(sheet, name)
+        if not name:
+            problems.append(f"{where}, row 1, column {letter}: empty column name")
+        elif column in columns:
+            problems.append(f"{where}, row 1, column {letter}: duplicate column name {name!r}")
+        elif not _IDENTIFIER.match(column):
+            problems.append(
+                f"{where}, row 1, column {letter}: {name!r} is not a safe SQL "
+                "identifier; map it to one with 'renames' in platform.yaml"
+            )
+        columns.append(column)
+    for required in sheet.required:
+        if required not in columns:
+            problems.append(f"{where}: required column {required!r} is missing from row 1")
+    if problems:
+        raise _error(where, problems)
+
+    types = {c: sheet.columns.get(c, "string") for c in columns}
+    parsers = {c: PARSERS[t] for c, t in types.items()}
+    rows: dict[Key, Row] = {}
+    first_seen: dict[Key, int] = {}
+    for offset, cells in enumerate(raw.rows):
+        number = offset + 2
+        if all(_blank(cells, i) for i in range(max(len(cells), width))):
+            continue  # blank rows (trailing or not) carry no data
+        for extra in range(width, len(cells)):
+            if not _blank(cells, extra):
+                problems.append(
+                    f"{where}, row {number}, column {_letter(extra)}: a value "
+                    f"{_show(cells[extra])} under no header"
+                )
+        row: Row = {}
+        for index, column in enumerate(columns):
+            value = cells[index] if index < len(cells) else None
+            try:
+                row[column] = _parse(parsers[column], value)
+            except ValueError as exc:
+                problems.append(f"{where}, row {number}, column {column!r}: {_show(value)} {exc}")
+                row[column] = None
+            if row[column] is None and column in sheet.required:
+                problems.append(f"{where}, row {number}, column {column!r}: empty, but required")
+        key = tuple(row.get(k) for k in sheet.primary_key)
+        if any(k is None for k in key):
+            continue  # reported above: key columns are required
+        if key in rows:
+            problems.append(
+                f"{where}, row {number}: duplicate primary key "
+                f"{_key_text(sheet, key)} (first in row {first_seen[key]})"
+            )
+            continue
+        rows[key] = row
+        first_seen[key] = number
+    if problems:
+        raise _error(where, problems)
+    undeclared = [c for c in columns if c not in sheet.columns]
+    return TypedSheet(columns=types, rows=rows, undeclared=undeclared)
+
+
+def _error(where: str, problems: list[str]) -> ValidationError:
+    shown = problems[:MAX_PROBLEMS]
+    if len(problems) > MAX_PROBLEMS:
+        shown.append(f"... and {len(problems) - MAX_PROBLEMS} more")
+    return ValidationError(
+        f"{where}: {len(problems)} problem(s); nothing was written",
+        shown,
+        hint="fix the sheet and sync again",
+    )
+
+
+def _parse(parser: Callable[[Any], Any], value: Any) -> Any:
+    if value is None or (isinstance(value, str) and value == ""):
+        return None
+    if isinstance(value, str):
+        if value.strip() in FORMULA_ERRORS:
+            raise ValueError("is a formula error; fix the formula in the sheet")
+        if len(value) > MAX_CELL:
+            raise ValueError(f"is {len(value):,} characters long; the limit is {MAX_CELL:,}")
+        if _CONTROL.search(value):
+            raise ValueError("contains control characters; remove them")
+    return parser(value)
+
+
+def parse_string(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # XLSX stores typed-in numbers as floats
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    return str(value)
+
+
+def parse_int(value: Any) -> int:
+    if isinstance(value, bool):
+        raise ValueError("is not a whole number")
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        if value.is_integer():
+            return int(value)
+        raise ValueError("is not a whole number")
+    text = str(value).strip().replace(",", "").replace("_", "")
+    try:
+        return int(text)
+    except ValueError:
+        try:
+            number = float(text)
+        except ValueError:
+            raise ValueError("is not a whole number") from None
+        if number.is_integer():
+            return int(number)
+        raise ValueError("is not a whole number") from None
+
+
+def parse_float(value: Any) -> float:
+    if isinstance(value, bool):
+        raise ValueError("is not a number")
+    try:
+        number = (
+            float(str(value).strip().replace(",", "")) if isinstance(value, str) else float(value)
+        )
+    except (TypeError, ValueError):
+        raise ValueError("is not a number") from None
+    if math.isnan(number) or math.isinf(number):
+        raise ValueError("is not a finite number (NaN and Inf cannot be stored)")
+    return number
+
+
+def parse_bool(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError("is not true/false (also accepted: yes/no, 1/0)")
+
+
+def parse_date(value: Any) -> dt.date:
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return (
+            dt.date.fromisoformat(str(value).strip()[:10])
+            if len(str(value).strip()) <= 10
+            else dt.datetime.fromisoformat(str(value).strip()).date()
+        )
+    except ValueError:
+        raise ValueError("is not a date (YYYY-MM-DD)") from None
+
+
+def parse_datetime(value: Any) -> dt.datetime:
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return dt.datetime(value.year, value.month, value.day)
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError("is not a date and time (YYYY-MM-DD HH:MM:SS)") from None
+    if parsed.tzinfo is not None:
+        parsed = parsed.astimezone(dt.UTC).replace(tzinfo=None)
+    return parsed
+
+
+def parse_json(value: Any) -> str:
+    try:
+        return json.dumps(json.loads(str(value)), sort_keys=True, ensure_ascii=False)
+    except ValueError:
+        raise ValueError("is not valid JSON") from None
+
+
+PARSERS: dict[str, Callable[[Any], Any]] = {
+    "string": parse_string,
+    "int": parse_int,
+    "float": parse_float,
+    "bool": parse_bool,
+    "date": parse_date,
+    "datetime": parse_datetime,
+    "json": parse_json,
+}
+
+
+def _text(value: Any) -> str:
+    return "" if value is None else parse_string(value)
+
+
+def _blank(cells: list[Any], index: int) -> bool:
+    return index >= len(cells) or cells[index] is None or cells[index] == ""
+
+
+def _letter(index: int) -> str:
+    letters = ""
+    index += 1
+    while index:
+        index, rest = divmod(index - 1, 26)
+        letters = chr(65 + rest) + letters
+    return letters
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "...'"
+
+
+def _key_text(sheet: SheetConfig, key: Key) -> str:
+    return ", ".join(f"{k}={v!r}" for k, v in zip(sheet.primary_key, key, strict=True))

@@ -1,0 +1,223 @@
+"""Sync sheets into Dolt: read, validate, diff against the branch head, commit once per sheet.
+
+Every sheet is read and validated before anything is written, so bad input leaves every branch
+as it was. A sheet whose rows did not change makes no commit. The commit message is the format
+other tools read (ARCHITECTURE.md):
+
+    sync <sheet>: +<added> ~<changed> -<deleted> rows (source <id>@<revision>)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any
+
+from platform_kit.config import Config, SheetConfig
+from platform_kit.errors import ValidationError
+from platform_kit.sheets import RawSheet, SheetReader, reader_for
+from platform_kit.sheets.validate import TypedSheet, validate
+from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema
+
+SAMPLE = 20  # changed rows kept per kind for --dry-run and review output
+
+
+@dataclass
+class SheetSync:
+    sheet: str
+    table: str
+    branch: str
+    source: str
+    revision: str
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    new_columns: list[str] = field(default_factory=list)
+    commit: str | None = None  # None: nothing to commit, or a dry run
+    message: str = ""
+    samples: dict[str, list[Row]] = field(default_factory=dict)
+
+    @property
+    def has_changes(self) -> bool:
+        return bool(self.added or self.changed or self.deleted or self.new_columns)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "sheet": self.sheet,
+            "table": self.table,
+            "branch": self.branch,
+            "source": self.source,
+            "revision": self.revision,
+            "added": self.added,
+            "changed": self.changed,
+            "deleted": self.deleted,
+            "new_columns": self.new_columns,
+            "commit": self.commit,
+            "message": self.message,
+            "samples": {k: [_jsonable(r) for r in v] for k, v in self.samples.items()},
+        }
+
+
+@dataclass
+class SyncReport:
+    sheets: list[SheetSync]
+    dry_run: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "sheets": [s.to_json() for s in self.sheets]}
+
+
+def commit_message(
+    sheet: str, added: int, changed: int, deleted: int, source: str, revision: str
+) -> str:
+    return f"sync {sheet}: +{added} ~{changed} -{deleted} rows (source {source}@{revision})"
+
+
+def sync(
+    config: Config,
+    store: Store,
+    *,
+    sheets: Sequence[str] | None = None,
+    branch: str | None = None,
+    dry_run: bool = False,
+    reader: Callable[[SheetConfig], SheetReader] | None = None,
+    progress: Callable[[str], None] = lambda line: None,
+) -> SyncReport:
+    """Sync the named sheets (default: all) to ``branch`` (default: ``sheets/<sheet>``).
+
+    Raises:
+        ValidationError / SourceError: a sheet is unreadable or invalid; nothing was written.
+        StoreError: Dolt refused the write; that sheet's branch is unchanged.
+    """
+    chosen = [config.sheet(name) for name in sheets] if sheets else list(config.sheets)
+    main = config.dolt.main_branch
+    # Read and validate everything first: one bad sheet writes nothing at all.
+    prepared: list[tuple[SheetConfig, RawSheet, TypedSheet]] = []
+    for sheet in chosen:
+        progress(f"reading {sheet.name}")
+        raw = (reader or (lambda s: reader_for(s, config.root)))(sheet).read(sheet)
+        prepared.append((sheet, raw, validate(sheet, raw)))
+
+    results = []
+    branches = store.branches()
+    for sheet, raw, typed in prepared:
+        target = branch or f"sheets/{sheet.name}"
+        head_ref = target if target in branches else main
+        head = store.resolve(head_ref)
+        change, result = plan_sheet(sheet, raw, typed, store, head, target)
+        if result.has_changes and not dry_run:
+            if target not in branches:
+                store.create_branch(target, head)
+                branches[target] = head
+            result.commit = store.commit_changes(
+                target, [change], result.message, expected_head=head
+            )
+            progress(f"committed {sheet.name} to {target}")
+        results.append(result)
+    return SyncReport(results, dry_run=dry_run)
+
+
+def plan_sheet(
+    sheet: SheetConfig, raw: RawSheet, typed: TypedSheet, store: Store, head: str, branch: str
+) -> tuple[ChangeSet, SheetSync]:
+    """The row-level change from the table at ``head`` to the sheet, and its summary."""
+    where = f"sheet {sheet.name!r}"
+    existing = store.schema(sheet.table, head)
+    columns = dict(typed.columns)
+    add_columns: dict[str, str] = {}
+    if existing is not None:
+        problems = []
+        for column, kind in columns.items():
+            old = existing.columns.get(column)
+            if old is None:
+                add_columns[column] = kind
+            elif old != kind:
+                problems.append(
+                    f"{where}: column {column!r} is {old} in Dolt table {sheet.table!r} but {kind} "
+                    "in platform.yaml; keep the type, or migrate the table by hand "
+                    f"(ALTER TABLE {sheet.table} MODIFY ...) and sync again"
+                )
+        dropped = [c for c in existing.columns if c not in columns]
+        if dropped and not sheet.allow_drops:
+            problems.append(
+                f"{where}: column(s) {', '.join(dropped)} of table {sheet.table!r} are missing from "
+                "the sheet; restore them, or set 'allow_drops: true' to keep them empty"
+            )
+        if tuple(existing.primary_key) != tuple(sheet.primary_key):
+            problems.append(
+                f"{where}: the primary key of table {sheet.table!r} is "
+                f"({', '.join(existing.primary_key)}), not ({', '.join(sheet.primary_key)})"
+            )
+        if problems:
+            raise ValidationError(f"{where}: the sheet does not fit its table", problems)
+        # Columns dropped with allow_drops stay in the table, emptied.
+        for column in dropped:
+            columns[column] = existing.columns[column]
+    schema = TableSchema(columns=columns, primary_key=sheet.primary_key)
+    old_rows: dict[Key, Row] = {}
+    if existing is not None:
+        for row in store.read_table(sheet.table, head):
+            old_rows[tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key)] = row
+
+    inserts, updates = [], []
+    for key, row in typed.rows.items():
+        full = {c: row.get(c) for c in columns}
+        nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
+        before = old_rows.pop(nkey, None)
+        if before is None:
+            inserts.append(full)
+        elif any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
+            updates.append(full)
+    deletes = [tuple(row[k] for k in sheet.primary_key) for row in old_rows.values()]
+
+    change = ChangeSet(sheet.table, schema, inserts, updates, deletes, add_columns)
+    result = SheetSync(
+        sheet=sheet.name,
+        table=sheet.table,
+        branch=branch,
+        source=raw.source,
+        revision=raw.revision,
+        added=len(inserts),
+        changed=len(updates),
+        deleted=len(deletes),
+        new_columns=list(add_columns) if existing is not None else [],
+        samples={
+            "added": inserts[:SAMPLE],
+            "changed": updates[:SAMPLE],
+            "deleted": list(old_rows.values())[:SAMPLE],
+        },
+    )
+    result.message = commit_message(
+        sheet.name, result.added, result.changed, result.deleted, raw.source, raw.revision
+    )
+    return change, result
+
+
+def _norm(kind: str, value: Any) -> Any:
+    """One comparable form for a value from the sheet and the same value read back from Dolt."""
+    if value is None:
+        return None
+    if kind == "bool":
+        return bool(value)
+    if kind == "int":
+        return int(value)
+    if kind == "float":
+        return float(value)
+    if kind == "json":
+        return json.dumps(json.loads(value) if isinstance(value, str) else value, sort_keys=True)
+    if kind == "datetime" and isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if kind == "date" and isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, Decimal):
+        return float(value)
+    return value
+
+
+def _jsonable(row: Row) -> dict[str, Any]:
+    return {
+        k: (v.isoformat() if isinstance(v, dt.date | dt.datetime) else v) for k, v in row.items()
+    }

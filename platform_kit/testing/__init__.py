@@ -1,0 +1,1 @@
+"""Local emulators of the HTTP APIs the kit cannot reach from tests (Google, GitHub)."""
