@@ -1,10 +1,14 @@
-"""platform-kit github dispatch WORKFLOW [--input K=V]... | github watch [--once]"""
+"""platform-kit github dispatch WORKFLOW [--ref R] [--input K=V]... | github watch [--once]"""
 
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from platform_kit.cli.stub import not_implemented
+from platform_kit.cli.common import config_of, emit, note, stdout
+from platform_kit.config import Config, load_config
+from platform_kit.errors import ConfigError, UsageError
+from platform_kit.github import DispatchResult, WatchEvent, dispatch_workflow, watch
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -14,11 +18,96 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     dispatch.add_argument("workflow", metavar="WORKFLOW", help="file name, e.g. pipeline.yml")
     dispatch.add_argument("--ref", default="main", help="git ref to run on (default: main)")
     dispatch.add_argument("--input", action="append", default=[], metavar="K=V")
-    watch = actions.add_parser(
+    watch_parser = actions.add_parser(
         "watch", parents=[parent], help="dispatch dolt-main-updated on new heads"
     )
-    watch.add_argument("--once", action="store_true", help="check once and exit")
-    watch.add_argument(
+    watch_parser.add_argument("--once", action="store_true", help="check once and exit")
+    watch_parser.add_argument(
         "--interval", type=float, default=60.0, metavar="S", help="seconds between polls"
     )
-    parser.set_defaults(handler=not_implemented)
+    watch_parser.add_argument(
+        "--state",
+        type=Path,
+        metavar="FILE",
+        help="where the last announced head is kept (default: .platform/github-watch.json); "
+        "put it outside the checkout on CI runners, which clean their work tree",
+    )
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.action == "dispatch":
+        return _dispatch(args)
+    return _watch(args)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
+    inputs = parse_inputs(args.input)
+    result = dispatch_workflow(_optional_config(args), args.workflow, args.ref, inputs)
+    emit(args, result.to_json(), lambda: _render_dispatch(result))
+    return 0
+
+
+def _render_dispatch(result: DispatchResult) -> None:
+    if result.run_url:
+        stdout.print(result.run_url)
+    else:
+        note(
+            f"dispatched {result.workflow} on {result.ref} in {result.repository}; "
+            "GitHub did not report the run yet (see the Actions tab)"
+        )
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from platform_kit.store import open_store
+
+    config = config_of(args)
+
+    def report(event: WatchEvent) -> None:
+        if args.json:
+            emit(args, event.to_json())
+        else:
+            _render_event(config, event)
+
+    watch(
+        config,
+        open_store(config),
+        once=args.once,
+        interval=args.interval,
+        state_path=args.state,
+        report=report,
+    )
+    return 0
+
+
+def _render_event(config: Config, event: WatchEvent) -> None:
+    where = f"{config.dolt.database}/{config.dolt.main_branch}"
+    if event.action == "dispatched":
+        stdout.print(f"{where} at {event.head}: sent dolt-main-updated")
+    elif event.action == "unchanged":
+        note(f"{where} at {event.head}: unchanged since the last dispatch")
+    else:
+        note(f"poll failed, trying again at the next one: {event.error}")
+
+
+def parse_inputs(pairs: list[str]) -> dict[str, str]:
+    """``["models=a b", "force=true"]`` -> ``{"models": "a b", "force": "true"}``."""
+    inputs: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"--input {pair!r} is not K=V")
+        inputs[key.strip()] = value
+    if len(inputs) > 25:
+        raise UsageError(f"{len(inputs)} inputs given; workflow_dispatch takes 25 at most")
+    return inputs
+
+
+def _optional_config(args: argparse.Namespace) -> Config | None:
+    """Dispatching needs only the repository, which GITHUB_REPOSITORY can give without a file."""
+    try:
+        return load_config(args.config)
+    except ConfigError:
+        if Path(args.config).exists():
+            raise
+        return None
