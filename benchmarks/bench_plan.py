@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 from platform_kit import services  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
 from platform_kit.models import expand_models, fingerprint, model_state  # noqa: E402
+from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
 from platform_kit.tracking import models as tags  # noqa: E402
 from platform_kit.tracking.models import registry_for  # noqa: E402
@@ -65,7 +66,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models = 100
 
     from platform_kit.models import plan_training
-    from platform_kit.store import open_store  # type: ignore[attr-defined]
 
     root = Path(tempfile.mkdtemp(prefix="bench-plan-"))
     database = f"bench_{uuid.uuid4().hex[:8]}"

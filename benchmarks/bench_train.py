@@ -28,6 +28,7 @@ sys.path.insert(0, str(ROOT))
 
 from platform_kit import services  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
+from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
 from platform_kit.tracking.models import registry_for  # noqa: E402
 
@@ -187,7 +188,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models, args.rows = 10, 300
     params = {"epochs": args.epochs, "lr": 0.02, "seed": 0}
 
-    from platform_kit.store import open_store  # type: ignore[attr-defined]
     from platform_kit.train import train
 
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))

@@ -9,6 +9,7 @@ from platform_kit import env
 from platform_kit.cli.common import config_of, emit, note, stdout, table
 from platform_kit.models import plan_training
 from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
+from platform_kit.store import open_store
 from platform_kit.tracking.models import registry_for
 
 
@@ -33,8 +34,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from platform_kit.store import open_store  # type: ignore[attr-defined]  # lands with the Dolt store
-
     config = config_of(args)
     plan = plan_training(
         config,

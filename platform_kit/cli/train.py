@@ -10,6 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from platform_kit.cli.common import config_of, emit, note, stderr, stdout, table
 from platform_kit.errors import TrainingError, UsageError
 from platform_kit.plan import Shard
+from platform_kit.store import open_store
 from platform_kit.tracking.models import registry_for
 from platform_kit.train import FAILED, ModelResult, TrainReport, train
 from platform_kit.train import Progress as TrainProgress
@@ -31,8 +32,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
-    from platform_kit.store import open_store  # type: ignore[attr-defined]  # lands with the Dolt store
-
     config = config_of(args)
     shard = Shard.from_json(args.shard) if args.shard else None
     if shard is not None and args.ref:

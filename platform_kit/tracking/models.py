@@ -98,7 +98,7 @@ class AliasMove:
     """One entry of the alias history."""
 
     version: int
-    action: str  # "promote", "rollback" or "observed" (a holder not recorded: the first, or set outside the kit)
+    action: str  # "promote", "rollback" or "observed" (moved outside the kit)
     at: str
     reason: str = ""
 
@@ -413,16 +413,12 @@ class ModelRegistry:
         stack = production_stack(moves)
         now = datetime.now(UTC).isoformat(timespec="seconds")
         if current is not None and (not stack or stack[-1] != current):
-            moves.append(AliasMove(current, "observed", now, "held the alias before this entry"))
+            moves.append(AliasMove(current, "observed", now, "alias moved outside platform-kit"))
         moves.append(AliasMove(version, action, now, reason))
         call(
             lambda: self.client.set_registered_model_alias(name, self.alias, str(version)),
             f"give version {version} of model {name!r} the alias {self.alias!r}",
         )
-        if not history and current is None:
-            # The first holder needs no entry: replay treats the alias's holder as the base.
-            # One call less for every new model.
-            return
         text = json.dumps([m.to_json() for m in moves[-HISTORY_LIMIT:]], separators=(",", ":"))
         call(
             lambda: self.client.set_registered_model_tag(name, HISTORY, text),

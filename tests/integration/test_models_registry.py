@@ -77,7 +77,7 @@ def test_promote_rollback_and_history(registry: ModelRegistry, tmp_path: Path) -
     assert registry.rollback(name, to_version=v3) == (v1, v3)
     history = registry.alias_state(name).history
     assert [(m.version, m.action) for m in history] == [
-        (v1, "observed"),  # the first holder is written with the second move (one call less)
+        (v1, "promote"),
         (v2, "promote"),
         (v3, "promote"),
         (v2, "rollback"),

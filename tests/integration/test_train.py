@@ -21,6 +21,7 @@ from platform_kit.cli import main
 from platform_kit.config import Config, load_config
 from platform_kit.models import plan_training
 from platform_kit.plan import Reason, Shard, shard_plan
+from platform_kit.store import open_store
 from platform_kit.store.base import ChangeSet, Store, TableSchema
 from platform_kit.tracking.models import ModelRegistry, registry_for
 from platform_kit.train import FAILED, SKIPPED, TRAINED, train
@@ -90,8 +91,6 @@ def write(
 
 @pytest.fixture
 def project(services: Services, tmp_path: Path) -> tuple[Config, Store, ModelRegistry]:
-    from platform_kit.store import open_store  # type: ignore[attr-defined]
-
     database = f"t{uuid.uuid4().hex[:10]}"
     config = write(tmp_path / "proj", services, database)
     store = open_store(config)
