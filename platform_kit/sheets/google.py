@@ -110,6 +110,8 @@ class GoogleSheetReader(SheetReader):
             ) from exc
         except gspread.exceptions.APIError as exc:
             raise SourceError(_api_error(sheet.name, exc)) from exc
+        except PermissionError as exc:  # gspread's translation of a 403 on open_by_key
+            raise SourceError(_api_error(sheet.name, exc, status=403)) from exc
         except requests.RequestException as exc:
             raise SourceError(
                 f"sheet {sheet.name!r}: Google Sheets is unreachable ({type(exc).__name__})"
@@ -131,8 +133,8 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, requests.ConnectionError | requests.Timeout)
 
 
-def _api_error(sheet: str, exc: Exception) -> str:
-    status = _status(exc)
+def _api_error(sheet: str, exc: Exception, status: int = 0) -> str:
+    status = status or _status(exc)
     if status in (401, 403):
         return (
             f"sheet {sheet!r}: Google refused the credentials (HTTP {status}); share the "
