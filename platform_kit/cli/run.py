@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.stub import not_implemented
+from platform_kit.cli.common import config_of, emit, note, stdout
+from platform_kit.cli.train import progress_bar
+from platform_kit.errors import TrainingError
+from platform_kit.pipeline import RunReport, run_pipeline
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -12,11 +15,45 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "run",
         parents=[parent],
         help="the main job: sync -> merge -> plan -> train -> release",
-        description="Run the whole pipeline on this machine: bring services up, sync the sheets to a "
-        "data branch, show the diff, merge, plan, train, and build the release.",
+        description="Run the whole pipeline on this machine: bring services up, sync the sheets to "
+        "data branches, show the diff, merge, plan, train, and build the release.",
     )
     parser.add_argument(
         "--workers", type=int, default=2, metavar="N", help="models trained at once"
     )
     parser.add_argument("--no-release", action="store_true", help="stop after training")
-    parser.set_defaults(handler=not_implemented)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    with progress_bar() as bar:
+        report = run_pipeline(
+            config,
+            workers=args.workers,
+            release=not args.no_release,
+            say=lambda stage, line: note(f"[bold]{stage:>8}[/]  {line}"),
+            progress=bar,
+        )
+    emit(args, report.to_json(), lambda: _summary(report))
+    if report.failed:
+        raise TrainingError(
+            f"{len(report.failed)} model(s) failed to train: {', '.join(report.failed[:10])}",
+            hint="the others were trained and recorded; no release was built",
+        )
+    return 0
+
+
+def _summary(report: RunReport) -> None:
+    if report.nothing_new:
+        stdout.print(
+            "Nothing new: no sheet changed, no model needed training, "
+            "and the release is already in the registry."
+        )
+    stdout.print(f"data:     main @ {report.main_commit[:12]}")
+    stdout.print(f"trained:  {', '.join(report.trained) or 'none'}")
+    if report.release:
+        stdout.print(f"release:  {report.release['image']}:{report.release['tag']}")
+        stdout.print(f"lineage:  platform-kit lineage {report.release['tag']}")
+    else:
+        stdout.print(f"release:  skipped ({report.release_skipped})")

@@ -36,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
     shard = Shard.from_json(args.shard) if args.shard else None
     if shard is not None and args.ref:
         raise UsageError("--ref cannot be used with --shard (a shard names its own commit)")
-    with _progress_display() as progress:
+    with progress_bar() as progress:
         report = train(
             config,
             open_store(config),
@@ -91,7 +91,7 @@ class _Bar(TrainProgress):
             note(f"{result.status:8} {result.name}: {_what(result)}")
 
 
-def _progress_display() -> _Bar:
+def progress_bar() -> _Bar:
     return _Bar()
 
 

@@ -1,0 +1,186 @@
+"""The main job on one machine: services -> sync -> diff -> merge -> plan -> train -> release.
+
+Each stage is the same library call the matching CLI command makes, so ``platform-kit run`` is
+exactly what the GitHub workflows do, minus GitHub. Every stage is idempotent, so a rerun on
+unchanged sheets makes no commit, trains nothing, finds its release already pushed, and says so.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from platform_kit import services
+from platform_kit.config import Config
+from platform_kit.models import plan_training
+from platform_kit.plan import Plan, PlanSummary
+from platform_kit.store import open_store
+from platform_kit.store.base import Store
+from platform_kit.sync import sync
+from platform_kit.tracking.models import registry_for
+from platform_kit.train import Progress, TrainReport, train
+
+
+@dataclass
+class SheetStage:
+    sheet: str
+    branch: str
+    commit: str | None  # None: the sheet had no changes
+    added: int = 0
+    changed: int = 0
+    deleted: int = 0
+    merged: str | None = None  # the main head after merging the branch; None: nothing to merge
+
+
+@dataclass
+class RunReport:
+    main_commit: str = ""
+    sheets: list[SheetStage] = field(default_factory=list)
+    plan: Plan | None = None
+    training: TrainReport | None = None
+    release: dict[str, Any] | None = None  # tag, image, manifest, built
+    release_skipped: str | None = None
+
+    @property
+    def trained(self) -> list[str]:
+        if self.training is None:
+            return []
+        return [r.name for r in self.training.results if r.status == "trained"]
+
+    @property
+    def failed(self) -> list[str]:
+        return [r.name for r in self.training.failed] if self.training else []
+
+    @property
+    def nothing_new(self) -> bool:
+        return (
+            not any(s.commit or s.merged for s in self.sheets)
+            and not self.trained
+            and not (self.release or {}).get("built")
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "main_commit": self.main_commit,
+            "sheets": [vars(s) for s in self.sheets],
+            "plan": self.plan.to_json() if self.plan else None,
+            "trained": self.trained,
+            "failed": self.failed,
+            "training": self.training.to_json() if self.training else None,
+            "release": self.release,
+            "release_skipped": self.release_skipped,
+            "nothing_new": self.nothing_new,
+        }
+
+
+Say = Callable[[str, str], None]  # (stage, one line for people)
+
+
+def run_pipeline(
+    config: Config,
+    *,
+    workers: int = 2,
+    release: bool = True,
+    say: Say = lambda stage, line: None,
+    progress: Progress | None = None,
+) -> RunReport:
+    """Run every stage once; raise on the first stage that fails outright.
+
+    One model failing to train does not stop the run, but then no release is built (a release
+    never includes a model that failed).
+    """
+    report = RunReport()
+    say("services", "bringing up the local servers")
+    services.ensure_services(config)
+    store = open_store(config)
+    store.create_database()
+
+    say("sync", f"reading {len(config.sheets)} sheet(s)")
+    for result in sync(config, store).sheets:
+        stage = SheetStage(
+            result.sheet, result.branch, result.commit, result.added, result.changed, result.deleted
+        )
+        report.sheets.append(stage)
+        say("sync", _sync_line(stage))
+
+    say("merge", f"merging the data branches into {config.dolt.main_branch}")
+    for stage in report.sheets:
+        _merge(store, config, stage, say)
+    report.main_commit = store.resolve(config.dolt.main_branch)
+
+    registry = registry_for(config)
+    report.plan = plan_training(config, store, registry, to_ref=report.main_commit)
+    say("plan", f"{len(report.plan.to_train)} to train: {PlanSummary.of(report.plan).line()}")
+    names = [d.name for d in report.plan.to_train]
+    if names:
+        report.training = train(
+            config,
+            store,
+            registry,
+            names=names,
+            ref=report.main_commit,
+            workers=workers,
+            progress=progress,
+        )
+        say(
+            "train",
+            f"trained {len(report.trained)}, failed {len(report.failed)} "
+            f"in {report.training.seconds:.1f}s",
+        )
+    else:
+        say("train", "nothing to train")
+
+    if not release:
+        report.release_skipped = "--no-release"
+    elif report.failed:
+        report.release_skipped = f"{len(report.failed)} model(s) failed to train"
+    else:
+        _release(config, report, say)
+    return report
+
+
+def _sync_line(stage: SheetStage) -> str:
+    if stage.commit is None:
+        return f"{stage.sheet}: no changes"
+    return (
+        f"{stage.sheet}: +{stage.added} ~{stage.changed} -{stage.deleted} rows "
+        f"-> {stage.branch} @ {stage.commit[:12]}"
+    )
+
+
+def _merge(store: Store, config: Config, stage: SheetStage, say: Say) -> None:
+    main = config.dolt.main_branch
+    if stage.branch == main or stage.branch not in store.branches():
+        return
+    # Only the sheet's own table: other tables on the branch may lag behind main.
+    diffs = store.diff(main, stage.branch, tables=[config.sheet(stage.sheet).table])
+    if not diffs:
+        return
+    for diff in diffs:
+        added, modified, deleted = diff.counts
+        say("diff", f"{stage.branch} vs {main}: {diff.table} +{added} ~{modified} -{deleted}")
+    result = store.merge(stage.branch, main)
+    stage.merged = result.commit if result.changed else None
+    say(
+        "merge",
+        f"{stage.branch} -> {main} @ {result.commit[:12]}"
+        + (" (fast-forward)" if result.fast_forward else ""),
+    )
+
+
+def _release(config: Config, report: RunReport, say: Say) -> None:
+    from platform_kit.release import build_release, docker_available  # type: ignore[attr-defined,unused-ignore]
+
+    why_not = docker_available()
+    if why_not:
+        report.release_skipped = why_not
+        say("release", f"skipped: {why_not}")
+        return
+    result = build_release(config, push=True)
+    report.release = result.to_json()
+    say(
+        "release",
+        ("built and pushed " if result.built else "already in the registry: ")
+        + f"{result.image}:{result.tag}",
+    )
