@@ -266,6 +266,8 @@ class GitHubClient:
             message = _message(exc)
             if exc.status == 401:
                 hint = "GITHUB_TOKEN is invalid or expired"
+            elif _is_transient(exc):
+                hint = f"GitHub kept failing after {self.attempts} tries; try again later"
             raise GitHubError(
                 f"GitHub refused to {what}: {exc.status} {message}",
                 hint=hint,

@@ -48,6 +48,7 @@ class RecordedRequest:
     query: dict[str, list[str]]
     body: Any  # parsed JSON, or None
     authorized: bool
+    status: int  # what the emulator answered
 
 
 @dataclass
@@ -108,7 +109,10 @@ class GitHubEmulator:
         self._server = ThreadingHTTPServer((self.host, self.port), Handler)
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name="github-emulator", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="github-emulator",
+            daemon=True,
         )
         self._thread.start()
         return self
@@ -165,10 +169,11 @@ class GitHubEmulator:
         return [
             r.body
             for r in self.received("POST")
-            if r.path.endswith("/dispatches") and "/actions/" not in r.path and r.authorized
+            if r.path.endswith("/dispatches") and "/actions/" not in r.path and r.status < 300
         ]
 
     def workflow_dispatches(self) -> list[dict[str, Any]]:
+        """Bodies of the workflow_dispatch requests received (accepted or not), oldest first."""
         return [r.body for r in self.received("POST", "/actions/workflows/") if r.authorized]
 
     # -- the API
@@ -187,8 +192,15 @@ class GitHubEmulator:
                 return 400, {"message": "Problems parsing JSON"}
         auth = headers.get("authorization", "")
         authorized = self.token is None or auth in (f"token {self.token}", f"Bearer {self.token}")
+        status, response = self._answer(method, path, query, parsed, authorized)
         with self._lock:
-            self.requests.append(RecordedRequest(method, path, query, parsed, authorized))
+            self.requests.append(RecordedRequest(method, path, query, parsed, authorized, status))
+        return status, response
+
+    def _answer(
+        self, method: str, path: str, query: dict[str, list[str]], body: Any, authorized: bool
+    ) -> tuple[int, Any]:
+        with self._lock:
             failure = self._take_failure(method, path)
         if failure is not None:
             return failure.status, {"message": failure.message}
@@ -200,7 +212,7 @@ class GitHubEmulator:
                 params = match.groupdict()
                 if f"{params['owner']}/{params['name']}" != self.repository:
                     return 404, {"message": "Not Found"}
-                result: tuple[int, Any] = getattr(self, f"_{name}")(params, query, parsed)
+                result: tuple[int, Any] = getattr(self, f"_{name}")(params, query, body)
                 return result
         return 404, {"message": "Not Found"}
 

@@ -1,0 +1,201 @@
+"""The workflows' wiring and the matrix they run: pure checks, no services.
+
+The linters (actionlint, zizmor) run in tests/integration/test_github_lint.py.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from platform_kit.cli.github import parse_inputs
+from platform_kit.errors import UsageError
+from platform_kit.github import WatchState
+from platform_kit.plan import (
+    MAX_MATRIX_JOBS,
+    Decision,
+    Plan,
+    Reason,
+    Shard,
+    github_output,
+    shard_plan,
+)
+
+ROOT = Path(__file__).resolve().parents[2]
+WORKFLOWS = ROOT / ".github" / "workflows"
+SHA_PINNED = re.compile(r"^[\w.-]+/[\w.-]+(/[\w./-]+)?@[0-9a-f]{40}$")
+
+
+def load(name: str) -> dict[str, Any]:
+    data = yaml.safe_load((WORKFLOWS / name).read_text())
+    assert isinstance(data, dict)
+    data["on"] = data.pop(True, data.get("on"))  # YAML 1.1 reads the key `on` as True
+    return data
+
+
+def all_workflows() -> dict[str, dict[str, Any]]:
+    return {p.name: load(p.name) for p in sorted(WORKFLOWS.glob("*.yml"))}
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return list(job.get("steps", []))
+
+
+# ---------------------------------------------------------------------------- the matrix
+
+
+def plan_of(models: int) -> Plan:
+    decisions = tuple(
+        Decision(
+            name=f"intent-c{i:04d}",
+            train=True,
+            reason=Reason.DATA_CHANGED,
+            rows=50 + (i * 37) % 400,
+        )
+        for i in range(models)
+    )
+    return Plan(to_commit="a" * 32, decisions=decisions)
+
+
+def parse_output(text: str) -> dict[str, str]:
+    return dict(line.split("=", 1) for line in text.splitlines() if line)
+
+
+def test_1000_models_fit_in_one_matrix_of_256_jobs() -> None:
+    plan = plan_of(1000)
+    shards = shard_plan(plan, MAX_MATRIX_JOBS)
+    outputs = parse_output(github_output(shards))
+
+    assert outputs["count"] == "256"
+    assert len(outputs["matrix"].encode()) < 1_000_000  # GitHub's limit for a job output
+    matrix = json.loads(outputs["matrix"])
+    assert len(matrix["include"]) == 256
+    parsed = [Shard.from_json(entry["shard"]) for entry in matrix["include"]]
+    names = [name for shard in parsed for name in shard.models]
+    assert sorted(names) == sorted(d.name for d in plan.decisions)  # each model exactly once
+    assert {s.ref for s in parsed} == {plan.to_commit}  # every job trains the same commit
+    assert [s.index for s in parsed] == list(range(256))
+    assert {s.total for s in parsed} == {256}
+    sizes = [len(s.models) for s in parsed]
+    assert min(sizes) >= 2 and max(sizes) <= 6  # balanced: about 4 models a job
+
+
+def test_fewer_models_than_jobs_give_one_job_each_and_nothing_to_train_gives_none() -> None:
+    shards = shard_plan(plan_of(10), MAX_MATRIX_JOBS)
+    assert len(shards) == 10 and all(len(s.models) == 1 for s in shards)
+    assert parse_output(github_output(shard_plan(plan_of(0))))["count"] == "0"
+
+
+# ---------------------------------------------------------------------------- the workflows
+
+
+def test_train_workflow_plans_on_cpu_and_trains_the_shards_on_gpu() -> None:
+    train = load("train.yml")
+    assert set(train["on"]) == {"workflow_call"}
+    jobs = train["jobs"]
+    plan = jobs["plan"]
+    assert "gpu" not in plan["runs-on"] and "cpu" in plan["runs-on"]
+    assert plan["outputs"]["matrix"] == "${{ steps.plan.outputs.matrix }}"
+    plan_step = next(s for s in steps(plan) if s.get("id") == "plan")
+    assert "platform-kit plan" in plan_step["run"] and "--format github" in plan_step["run"]
+
+    matrix_job = jobs["train"]
+    assert matrix_job["runs-on"] == ["self-hosted", "linux", "gpu"]
+    strategy = matrix_job["strategy"]
+    assert strategy["fail-fast"] is False
+    assert strategy["max-parallel"] == "${{ inputs.max_parallel }}"
+    assert strategy["matrix"] == "${{ fromJSON(needs.plan.outputs.matrix) }}"
+    train_step = steps(matrix_job)[-1]
+    assert train_step["env"]["SHARD"] == "${{ matrix.shard }}"
+    assert 'platform-kit train --config "$CONFIG" --shard "$SHARD"' in train_step["run"]
+
+    release = jobs["release"]
+    assert release["uses"] == "./.github/workflows/release.yml"
+    assert "needs.train.result == 'success'" in release["if"]
+    assert "!inputs.skip_release" in release["if"]
+
+
+def test_pipeline_has_the_three_triggers_and_passes_the_dispatch_inputs() -> None:
+    pipeline = load("pipeline.yml")
+    on = pipeline["on"]
+    assert set(on["workflow_dispatch"]["inputs"]) == {"models", "force", "dolt_ref", "skip_release"}
+    assert on["repository_dispatch"]["types"] == ["dolt-main-updated"]
+    assert on["schedule"]
+    watch = pipeline["jobs"]["watch"]
+    assert "platform-kit github watch --once" in steps(watch)[-1]["run"]
+    assert watch["permissions"] == {"contents": "write"}  # repository_dispatch needs it
+    assert pipeline["jobs"]["train"]["uses"] == "./.github/workflows/train.yml"
+    assert "client_payload.commit" in pipeline["run-name"]
+
+
+def test_rollback_takes_an_image_tag_and_is_gated_by_production() -> None:
+    caller = load("rollback-production.yml")
+    assert caller["on"]["workflow_dispatch"]["inputs"]["image_tag"]["required"] is True
+    job = caller["jobs"]["rollback"]
+    assert job["uses"] == "./.github/workflows/rollback.yml"
+    assert job["with"]["environment"] == "production"
+    reusable = load("rollback.yml")
+    assert reusable["jobs"]["rollback"]["environment"] == "${{ inputs.environment }}"
+    assert '"$IMAGE_TAG"' in steps(reusable["jobs"]["rollback"])[-1]["run"]
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
+def test_every_workflow_follows_the_rules(name: str) -> None:
+    workflow = load(name)
+    assert workflow.get("permissions") == {}, "least privilege: nothing at the top level"
+    callable_only = set(workflow["on"]) == {"workflow_call"}
+    if not callable_only:
+        concurrency = workflow["concurrency"]
+        assert concurrency["cancel-in-progress"] is False  # a running training is never killed
+    for job_name, job in workflow["jobs"].items():
+        assert "permissions" in job, f"{name}: job {job_name} sets no permissions"
+        uses = job.get("uses")
+        if uses is not None:
+            assert uses.startswith("./.github/workflows/") or SHA_PINNED.match(uses)
+            continue
+        for step in steps(job):
+            if "uses" in step:
+                assert step["uses"].startswith("./") or SHA_PINNED.match(step["uses"]), step
+                if step["uses"].startswith("actions/checkout@"):
+                    assert step["with"]["persist-credentials"] is False
+            if "run" in step:
+                # Inputs and payloads reach scripts through env:, never by interpolation.
+                assert "${{" not in step["run"], f"{name}: {job_name}: {step['run']}"
+                assert "platform-kit " in step["run"], f"{name}: a step that is not the kit"
+
+
+def test_concurrency_never_groups_manual_runs_with_merge_triggered_ones() -> None:
+    group = load("pipeline.yml")["concurrency"]["group"]
+    assert "github.run_id" in group and "github.event_name" in group
+
+
+# ---------------------------------------------------------------------------- small parts
+
+
+def test_parse_inputs() -> None:
+    assert parse_inputs(["models=a b", "force=true", "x="]) == {
+        "models": "a b",
+        "force": "true",
+        "x": "",
+    }
+    with pytest.raises(UsageError, match="not K=V"):
+        parse_inputs(["models"])
+    with pytest.raises(UsageError, match="25 at most"):
+        parse_inputs([f"k{i}=v" for i in range(26)])
+
+
+def test_watch_state_is_written_atomically(tmp_path: Path) -> None:
+    state = WatchState(tmp_path / "state" / "watch.json")
+    key = WatchState.key("octo/platform", "training", "main")
+    assert state.last(key) is None
+    state.record(key, "c1")
+    state.record(WatchState.key("octo/platform", "other", "main"), "x9")
+    state.record(key, "c2")
+    assert state.last(key) == "c2"
+    assert WatchState(state.path).last(key) == "c2"  # a new process reads the same
+    assert [p.name for p in state.path.parent.iterdir()] == ["watch.json"]  # no temp files left
