@@ -11,7 +11,7 @@ STAMP := $(VENV)/.platform-kit-$(DEPS_HASH)
 export PATH := $(VENV)/bin:$(CACHE)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help venv install dolt docker services lint typecheck test test-unit bench demo clean
+.PHONY: help venv install dolt docker services lint lint-workflows typecheck test test-unit bench demo clean
 
 help:
 	@echo "make test   - set everything up, then ruff, mypy and pytest (unit, integration, e2e)"
@@ -37,8 +37,14 @@ dolt:
 docker:
 	@bash infra/docker-up.sh
 
-lint: venv
+lint: venv lint-workflows
 	$(VENV)/bin/ruff check .
+
+# actionlint is built from its Go module (its PyPI wrapper downloads from GitHub at build time).
+lint-workflows: venv
+	@bash infra/install-actionlint.sh >/dev/null
+	$(CACHE)/bin/actionlint
+	$(VENV)/bin/zizmor --offline --quiet .github
 
 typecheck: venv
 	$(VENV)/bin/mypy
