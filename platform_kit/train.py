@@ -297,6 +297,7 @@ def train(
             results[result.name] = result
         progress.done(result)
 
+    slots = threading.Semaphore(workers * 4)
     logger = cf.ThreadPoolExecutor(max_workers=LOG_THREADS, thread_name_prefix="mlflow")
     pool: cf.ProcessPoolExecutor | None = None
     try:
@@ -326,6 +327,7 @@ def train(
                 str(work / "out"),
                 str(config.root),
             )
+            slots.acquire()  # bounds the rows held in memory while workers are busy
             try:
                 pool = pool or _new_pool(min(workers, len(chosen)), config.root)
                 future = pool.submit(_run_task, task)
@@ -333,6 +335,7 @@ def train(
                 pool.shutdown(wait=False)  # type: ignore[union-attr]
                 pool = _new_pool(min(workers, len(chosen)), config.root)
                 future = pool.submit(_run_task, task)
+            future.add_done_callback(lambda _: slots.release())
             future.add_done_callback(
                 lambda f, job=job: logger.submit(  # type: ignore[misc]
                     _record, registry, job, f, aliases, finish
