@@ -411,11 +411,11 @@ def _record(
             tags.PROMOTION: why,
             **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in outcome.metrics.items()},
         }
-        result.version = registry.register(result.name, run_id, source, version_tags)
+        result.version = registry.register(
+            result.name, run_id, source, version_tags, promote=why if promote else None, state=state
+        )
         result.promotion = why
-        if promote:
-            registry.move_alias(result.name, result.version, reason=why, state=state)
-            result.promoted = True
+        result.promoted = promote
     except PlatformKitError as exc:
         result.status, result.reason = FAILED, f"recording in MLflow: {exc}"
     except Exception as exc:  # never lose a model's result to an unexpected error

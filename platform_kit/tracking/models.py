@@ -372,10 +372,34 @@ class ModelRegistry:
         )
         return run_id, artifact_uri
 
-    def register(self, name: str, run_id: str | None, source: str, tags: Mapping[str, str]) -> int:
+    def register(
+        self,
+        name: str,
+        run_id: str | None,
+        source: str,
+        tags: Mapping[str, str],
+        *,
+        promote: str | None = None,
+        state: AliasState | None = None,
+    ) -> int:
         """Register a version of ``name`` (creating the model if needed); its artifacts must be
-        stored already. Returns the version number."""
-        self._ensure_model(name)
+        stored already. Returns the version number.
+
+        Args:
+            promote: give the new version the alias, with this reason.
+            state: the alias state read before (saves a call when promoting).
+        """
+        history = None
+        if (
+            promote is not None
+            and state is not None
+            and not state.history
+            and state.current is None
+        ):
+            # A model created now gets version 1: its history can ride on the create call.
+            now = datetime.now(UTC).isoformat(timespec="seconds")
+            history = [AliasMove(1, "promote", now, promote)]
+        created = self._ensure_model(name, history)
         all_tags = {**tags, PROJECT: self.project}
         mv = call(
             lambda: self.client.create_model_version(
@@ -383,7 +407,13 @@ class ModelRegistry:
             ),
             f"register a version of model {name!r}",
         )
-        return int(mv.version)
+        version = int(mv.version)
+        if promote is not None:
+            if created and history is not None and version == 1:
+                self._set_alias(name, version)
+            else:
+                self.move_alias(name, version, reason=promote, state=state)
+        return version
 
     def tag_version(self, name: str, version: int, key: str, value: str) -> None:
         call(
@@ -415,10 +445,7 @@ class ModelRegistry:
         if current is not None and (not stack or stack[-1] != current):
             moves.append(AliasMove(current, "observed", now, "alias moved outside platform-kit"))
         moves.append(AliasMove(version, action, now, reason))
-        call(
-            lambda: self.client.set_registered_model_alias(name, self.alias, str(version)),
-            f"give version {version} of model {name!r} the alias {self.alias!r}",
-        )
+        self._set_alias(name, version)
         text = json.dumps([m.to_json() for m in moves[-HISTORY_LIMIT:]], separators=(",", ":"))
         call(
             lambda: self.client.set_registered_model_tag(name, HISTORY, text),
@@ -476,20 +503,33 @@ class ModelRegistry:
                 ) from exc
             raise
 
-    def _ensure_model(self, name: str) -> None:
+    def _set_alias(self, name: str, version: int) -> None:
+        call(
+            lambda: self.client.set_registered_model_alias(name, self.alias, str(version)),
+            f"give version {version} of model {name!r} the alias {self.alias!r}",
+        )
+
+    def _ensure_model(self, name: str, history: Sequence[AliasMove] | None = None) -> bool:
+        """Create the registered model unless it exists; True when this call created it."""
         with self._lock:
             if name in self._known_models:
-                return
+                return False
+        model_tags = {PROJECT: self.project}
+        if history:
+            model_tags[HISTORY] = json.dumps([m.to_json() for m in history], separators=(",", ":"))
+        created = True
         try:
             call(
-                lambda: self.client.create_registered_model(name, tags={PROJECT: self.project}),
+                lambda: self.client.create_registered_model(name, tags=model_tags),
                 f"create registered model {name!r}",
             )
         except TrackingError as exc:
             if "RESOURCE_ALREADY_EXISTS" not in _code(exc) and "already exists" not in str(exc):
                 raise
+            created = False
         with self._lock:
             self._known_models.add(name)
+        return created
 
 
 def _version_info(mv: Any) -> VersionInfo:

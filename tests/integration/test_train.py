@@ -138,6 +138,9 @@ def test_train_only_what_changed(
     for result in first.results:
         assert result.version == 1 and result.promoted
         assert "no production version" in result.promotion
+        state = registry.alias_state(result.name)
+        assert state.current == 1
+        assert [(m.version, m.action) for m in state.history] == [(1, "promote")]
 
     # Tags on the run and on the version.
     acme = by_name(first)[f"{P}intent-acme"]
