@@ -59,8 +59,7 @@ bench: venv dolt docker
 	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
 
 demo: venv dolt docker
-	$(VENV)/bin/platform-kit --config examples/platform.yaml services up
-	$(VENV)/bin/platform-kit --config examples/platform.yaml services status
+	KIT=$(VENV)/bin/platform-kit bash examples/demo.sh
 
 clean:
-	rm -rf .platform examples/.platform .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .platform examples/.platform build .pytest_cache .mypy_cache .ruff_cache

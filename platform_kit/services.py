@@ -241,7 +241,16 @@ def _start_dolt(config: Config, logs: Path) -> dict[str, Any]:
     )
     record = {"pid": pid, "port": port, "url": f"mysql://root@127.0.0.1:{port}"}
     _wait(DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
+    _allow_local_infile(port)
     return record
+
+
+def _allow_local_infile(port: int) -> None:
+    """Let sync stream large inserts with LOAD DATA LOCAL INFILE (off by default, as in MySQL)."""
+    import mysql.connector
+
+    with mysql.connector.connect(host="127.0.0.1", port=port, user="root") as conn:
+        conn.cursor().execute("SET GLOBAL local_infile = 1")
 
 
 def _start_mlflow(config: Config, logs: Path) -> dict[str, Any]:

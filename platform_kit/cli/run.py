@@ -46,10 +46,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _summary(report: RunReport) -> None:
     if report.nothing_new:
-        stdout.print(
-            "Nothing new: no sheet changed, no model needed training, "
-            "and the release is already in the registry."
-        )
+        stdout.print("Nothing new: no sheet changed and no model needed training.")
     stdout.print(f"data:     main @ {report.main_commit[:12]}")
     stdout.print(f"trained:  {', '.join(report.trained) or 'none'}")
     if report.release:

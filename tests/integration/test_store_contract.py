@@ -188,3 +188,18 @@ def test_values_travel_as_parameters(store: Store) -> None:
     nasty = {**row(1), "name": 'Robert\'); DROP TABLE t;-- \u05e9\u05dc\u05d5\u05dd "q"\nline2'}
     store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=[nasty])], "nasty")
     assert store.read_table("t", "main")[0]["name"] == nasty["name"]
+
+
+def test_bulk_insert_round_trips_odd_values(store: Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    import platform_kit.store.dolt as dolt_backend
+
+    monkeypatch.setattr(dolt_backend, "BULK_ROWS", 2)  # take the LOAD DATA path with few rows
+    odd = ["tab\there", "new\nline", "back\\slash", "\\N", "שלום", "quote ' \" `", "cr\rhere", ""]
+    rows = [{**row(i), "name": text} for i, text in enumerate(odd)]
+    rows.append({**{k: None for k in SCHEMA.columns}, "id": "k999"})
+    store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=rows)], "bulk")
+    back = {r["id"]: r for r in store.read_table("t", "main")}
+    assert [back[f"k{i:03d}"]["name"] for i in range(len(odd))] == odd
+    assert back["k001"]["day"] == row(1)["day"] and back["k001"]["at"] == row(1)["at"]
+    assert bool(back["k002"]["ok"]) is True and back["k002"]["meta"] is not None
+    assert all(v is None for k, v in back["k999"].items() if k != "id")
