@@ -10,13 +10,15 @@ other tools read (ARCHITECTURE.md):
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from platform_kit.config import Config, SheetConfig
+from platform_kit.config import Config, FileSource, SheetConfig
 from platform_kit.errors import ValidationError
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
@@ -94,16 +96,24 @@ def sync(
     """
     chosen = [config.sheet(name) for name in sheets] if sheets else list(config.sheets)
     main = config.dolt.main_branch
+    branches = store.branches()
+    memo = _Memo(config.state_dir / "sync-state.json")
+    results: list[SheetSync] = []
     # Read and validate everything first: one bad sheet writes nothing at all.
-    prepared: list[tuple[SheetConfig, RawSheet, TypedSheet]] = []
+    prepared: list[tuple[SheetConfig, RawSheet, TypedSheet, str | None]] = []
     for sheet in chosen:
+        target = branch or f"sheets/{sheet.name}"
+        digest = _file_digest(sheet)
+        if digest and memo.unchanged(target, sheet.name, branches.get(target), digest):
+            # The same bytes under the same config were synced to this very head: no diff.
+            results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
+            progress(f"{sheet.name}: unchanged since the last sync")
+            continue
         progress(f"reading {sheet.name}")
         raw = (reader or (lambda s: reader_for(s, config.root)))(sheet).read(sheet)
-        prepared.append((sheet, raw, validate(sheet, raw)))
+        prepared.append((sheet, raw, validate(sheet, raw), digest))
 
-    results = []
-    branches = store.branches()
-    for sheet, raw, typed in prepared:
+    for sheet, raw, typed, digest in prepared:
         target = branch or f"sheets/{sheet.name}"
         head_ref = target if target in branches else main
         head = store.resolve(head_ref)
@@ -116,8 +126,57 @@ def sync(
                 target, [change], result.message, expected_head=head
             )
             progress(f"committed {sheet.name} to {target}")
+        if digest and not dry_run and target in branches:
+            memo.remember(target, sheet.name, result.commit or head, digest)
         results.append(result)
     return SyncReport(results, dry_run=dry_run)
+
+
+class _Memo:
+    """What each sheet's source looked like when it was last synced to a branch head.
+
+    Lets a resync of an unchanged export skip reading and diffing it (the slow part for large
+    sheets). Only a cache: when the branch moved, or the file or its config changed, the sheet
+    is read and diffed as usual.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        try:
+            self.state: dict[str, dict[str, str]] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            self.state = {}
+
+    def unchanged(self, branch: str, sheet: str, head: str | None, digest: str) -> bool:
+        entry = self.state.get(f"{branch}:{sheet}")
+        return bool(entry and head and entry.get("head") == head and entry.get("digest") == digest)
+
+    def remember(self, branch: str, sheet: str, head: str, digest: str) -> None:
+        self.state[f"{branch}:{sheet}"] = {"head": head, "digest": digest}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
+        tmp.replace(self.path)
+
+
+def _file_digest(sheet: SheetConfig) -> str | None:
+    """A hash of a file source's bytes and of the sheet's config; None for other sources."""
+    if not isinstance(sheet.source, FileSource) or not sheet.source.file.is_file():
+        return None
+    settings = (
+        sheet.columns,
+        sheet.renames,
+        sheet.primary_key,
+        sheet.required,
+        sheet.allow_drops,
+        sheet.table,
+        sheet.source,
+    )
+    digest = hashlib.sha256(repr(settings).encode())
+    with sheet.source.file.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
 
 def plan_sheet(
