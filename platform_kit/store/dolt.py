@@ -48,6 +48,7 @@ _BATCH = 2000  # rows per multi-row statement: few round trips, well under max_a
 # From this many new rows on, inserts stream as LOAD DATA LOCAL INFILE (Dolt's fastest path,
 # ~2.5x batched INSERTs here); servers that refuse it get batched INSERTs instead.
 BULK_ROWS = 5000
+LOCK_TIMEOUT = 120  # seconds a writer waits for another one on the same branch
 _TRANSIENT_ERRNOS = {2003, 2006, 2013, 2055}  # cannot connect, gone away, lost connection
 _COMMIT_HASH = re.compile(r"^[0-9a-v]{32}$")
 
@@ -217,6 +218,7 @@ class DoltStore(Store):
         conn = self._connect(self._db(branch), autocommit=False)
         try:
             cur: Any = conn.cursor()
+            self._lock(cur, branch)
             # Leftovers of a writer killed mid-transaction live only in the working set; drop them.
             cur.execute("CALL DOLT_RESET('--hard')")
             cur.fetchall()
@@ -245,11 +247,28 @@ class DoltStore(Store):
         finally:
             conn.close()
 
+    def _lock(self, cur: Any, branch: str) -> None:
+        """Hold the branch's write lock until the connection closes.
+
+        Dolt merges concurrent transactions on one branch instead of failing one, so writers are
+        serialized with a named lock; a loser then sees that the head moved.
+        """
+        cur.execute(
+            "SELECT GET_LOCK(%s, %s)", (f"platform-kit/{self.database}/{branch}"[:64], LOCK_TIMEOUT)
+        )
+        if cur.fetchone()[0] != 1:
+            raise StoreError(
+                f"another writer has held branch {branch!r} for {LOCK_TIMEOUT}s",
+                hint="wait for it to finish, then run the command again",
+            )
+
     def _merge(self, branch: str, into: str, message: str | None) -> MergeResult:
-        before = self.resolve(into)
         conn = self._connect(self._db(into), autocommit=False)
         try:
             cur: Any = conn.cursor()
+            self._lock(cur, into)
+            conn.commit()  # a fresh transaction: see the head as it is after the wait
+            before = self.resolve(into)
             args = (branch, "-m", message) if message else (branch,)
             cur.execute(f"CALL DOLT_MERGE({', '.join(['%s'] * len(args))})", args)
             _, fast_forward, conflicts, _ = cur.fetchone()

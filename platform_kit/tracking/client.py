@@ -6,6 +6,7 @@ MLflow errors are translated here: a server that stays unreachable becomes a
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -20,7 +21,18 @@ T = TypeVar("T")
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
 
 
+# MLflow's own HTTP retries back off for minutes by default (7 tries, factor 2); the kit retries
+# whole calls itself (see call()), so each MLflow request gets a short leash.
+_HTTP_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+}
+
+
 def mlflow_client(uri: str) -> MlflowClient:
+    for name, value in _HTTP_DEFAULTS.items():
+        os.environ.setdefault(name, value)  # a user's own setting wins
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
