@@ -8,18 +8,12 @@ in ``platform-kit-releases`` named by its tag, with ``manifest.json``), the mode
 
 from __future__ import annotations
 
-import json
 import re
-import tempfile
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
-
-from mlflow.tracking import MlflowClient
 
 from platform_kit.errors import UsageError
 from platform_kit.store.base import Store
-from platform_kit.tracking.client import call, tags_of
 from platform_kit.tracking.models import (
     DOLT_BRANCH,
     DOLT_COMMIT,
@@ -27,8 +21,8 @@ from platform_kit.tracking.models import (
     GIT_SHA,
     ModelRegistry,
 )
+from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
 
-RELEASES_EXPERIMENT = "platform-kit-releases"
 _SYNC_MESSAGE = re.compile(
     r"^sync (?P<sheet>\S+): \+(?P<added>\d+) ~(?P<changed>\d+) -(?P<deleted>\d+) rows "
     r"\(source (?P<source>.+)@(?P<revision>[^@)]*)\)"
@@ -71,66 +65,7 @@ class Lineage:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class ReleaseRecord:
-    tag: str
-    image: str
-    git_sha: str
-    run_id: str
-    created_ms: int
-    manifest: dict[str, str]
-
-
-class ReleaseReader:
-    """Reads release records (written by :mod:`platform_kit.release`) from MLflow."""
-
-    def __init__(self, client: MlflowClient) -> None:
-        self.client = client
-
-    def find(self, tag: str) -> ReleaseRecord | None:
-        runs = self._search(f"attributes.run_name = '{_quote(tag)}'", max_results=1)
-        return self._record(runs[0]) if runs else None
-
-    def all(self) -> list[ReleaseRecord]:
-        return [self._record(run) for run in self._search("", max_results=1000)]
-
-    def _search(self, filter_string: str, max_results: int) -> list[Any]:
-        experiment = call(
-            lambda: self.client.get_experiment_by_name(RELEASES_EXPERIMENT), "find the releases"
-        )
-        if experiment is None:
-            return []
-        return list(
-            call(
-                lambda: self.client.search_runs(
-                    [experiment.experiment_id],
-                    filter_string=filter_string,
-                    max_results=max_results,
-                    order_by=["attributes.start_time DESC"],
-                ),
-                "search the releases",
-            )
-        )
-
-    def _record(self, run: Any) -> ReleaseRecord:
-        tags = tags_of(run)
-        with tempfile.TemporaryDirectory() as tmp:
-            path = call(
-                lambda: self.client.download_artifacts(run.info.run_id, "manifest.json", tmp),
-                "download a release manifest",
-            )
-            manifest = json.loads(Path(path).read_text())
-        return ReleaseRecord(
-            tag=run.info.run_name,
-            image=tags.get("release.image", ""),
-            git_sha=tags.get(GIT_SHA, ""),
-            run_id=run.info.run_id,
-            created_ms=int(run.info.start_time or 0),
-            manifest={k: str(v) for k, v in manifest.items()},
-        )
-
-
-def lineage(ref: str, *, registry: ModelRegistry, releases: ReleaseReader, store: Store) -> Lineage:
+def lineage(ref: str, *, registry: ModelRegistry, releases: ReleaseLog, store: Store) -> Lineage:
     """The lineage of an image tag (or ``image:tag``), ``NAME@VERSION``, or an MLflow run id.
 
     Raises:
@@ -161,7 +96,7 @@ def lineage(ref: str, *, registry: ModelRegistry, releases: ReleaseReader, store
 
 
 def releases_using(
-    commit: str, *, registry: ModelRegistry, releases: ReleaseReader
+    commit: str, *, registry: ModelRegistry, releases: ReleaseLog
 ) -> list[ReleaseRecord]:
     """Releases that include a model version trained on Dolt commit ``commit`` (or its prefix)."""
     trained: set[tuple[str, str]] = set()
@@ -202,7 +137,3 @@ def sheet_syncs(store: Store, commit: str, limit: int = 500) -> list[SheetSync]:
                 message=entry.message,
             )
     return [latest[s] for s in sorted(latest)]
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")

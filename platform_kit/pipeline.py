@@ -170,7 +170,7 @@ def _merge(store: Store, config: Config, stage: SheetStage, say: Say) -> None:
 
 
 def _release(config: Config, report: RunReport, say: Say) -> None:
-    from platform_kit.release import build_release, docker_available  # type: ignore[attr-defined,unused-ignore]
+    from platform_kit.release import build_release, docker_available
 
     why_not = docker_available()
     if why_not:

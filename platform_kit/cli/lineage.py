@@ -9,11 +9,12 @@ from rich.tree import Tree
 
 from platform_kit.cli.common import config_of, emit, stdout, table
 from platform_kit.errors import UsageError
-from platform_kit.lineage import Lineage, ReleaseReader, lineage, releases_using
+from platform_kit.lineage import Lineage, lineage, releases_using
 from platform_kit.services import mlflow_uri
 from platform_kit.store import open_store
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.models import registry_for
+from platform_kit.tracking.releases import ReleaseLog
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -35,7 +36,7 @@ def run(args: argparse.Namespace) -> int:
         raise UsageError("give either REF or --dolt-commit HASH")
     config = config_of(args)
     registry = registry_for(config)
-    releases = ReleaseReader(mlflow_client(mlflow_uri(config)))
+    releases = ReleaseLog(mlflow_client(mlflow_uri(config)))
     if args.dolt_commit:
         found = releases_using(args.dolt_commit, registry=registry, releases=releases)
         rows = [[r.tag, r.image, _date(r.created_ms), r.git_sha[:12]] for r in found]

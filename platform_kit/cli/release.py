@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from datetime import UTC, datetime
 
-from platform_kit.cli.stub import not_implemented
+from platform_kit import release
+from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.services import ensure_services
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -27,4 +30,65 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "rollback", parents=[parent], help="point production at an older image"
     )
     rollback.add_argument("tag", metavar="TAG")
-    parser.set_defaults(handler=not_implemented)
+    parser.set_defaults(handler=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_of(args)
+    ensure_services(config)
+    if args.action == "build":
+        result = release.build_release(config, push=args.push, alias=args.alias)
+        if not result.built:
+            line = f"{result.reference} is already in the registry: nothing to do"
+        else:
+            line = f"built {result.reference}" + (
+                " and pushed it" if result.pushed else " (not pushed: --push)"
+            )
+        emit(args, result.to_json(), lambda: note(line))
+    elif args.action == "list":
+        rows = release.list_releases(config)
+        emit(
+            args,
+            rows,
+            lambda: stdout.print(
+                table(
+                    None,
+                    ["tag", "date", "changed", "git", "dolt"],
+                    [
+                        [
+                            r["tag"],
+                            _date(r["created_ms"]),
+                            ", ".join(r["changed"][:4]) + (" ..." if len(r["changed"]) > 4 else ""),
+                            r["git_sha"][:12],
+                            r["dolt_commit"][:12],
+                        ]
+                        for r in rows
+                    ],
+                )
+            ),
+        )
+    elif args.action == "diff":
+        changes = release.diff_releases(config, args.tag1, args.tag2)
+        emit(
+            args,
+            {n: {"from": a, "to": b} for n, (a, b) in changes.items()},
+            lambda: stdout.print(
+                table(
+                    f"{args.tag1[:12]} -> {args.tag2[:12]}",
+                    ["model", "from", "to"],
+                    [[n, a or "-", b or "-"] for n, (a, b) in changes.items()],
+                )
+            ),
+        )
+    else:
+        record = release.rollback_release(config, args.tag)
+        emit(
+            args,
+            {"tag": record.tag, "image": record.image, "production": f"{record.image}:production"},
+            lambda: note(f"{record.image}:production now points at {record.tag}"),
+        )
+    return 0
+
+
+def _date(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%d %H:%M") if ms else "?"
