@@ -21,10 +21,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from platform_kit import services  # noqa: E402
-from platform_kit.config import load_config  # noqa: E402
-from platform_kit.store import open_store  # noqa: E402
-from platform_kit.sync import sync  # noqa: E402
+from platform_kit import services
+from platform_kit.config import load_config
+from platform_kit.store import open_store
+from platform_kit.sync import sync
 
 COLUMNS = {"id": "string", "customer": "string", "text": "string", "label": "string",
            "score": "float", "count": "int", "active": "bool", "day": "date"}
@@ -32,7 +32,7 @@ COLUMNS = {"id": "string", "customer": "string", "text": "string", "label": "str
 
 def write_csv(path: Path, rows: int, edited: set[int] | None = None) -> None:
     rng = random.Random(7)
-    words = "refund card flight baggage invoice plan upgrade cancel password delivery".split()
+    words = ["refund", "card", "flight", "baggage", "invoice", "plan", "upgrade", "cancel", "password", "delivery"]
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(list(COLUMNS))

@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from platform_kit.release.manifest import manifest_md5
 
+from platform_kit.release.manifest import manifest_md5
 from tests.conftest import require
 from tests.e2e.conftest import cli, cli_json
 
