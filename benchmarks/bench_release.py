@@ -1,0 +1,106 @@
+"""Release build speed and size: a cold build of a 100-adapter release, then one model changed.
+
+    python benchmarks/bench_release.py [--models N]
+
+Goals: the incremental rebuild takes <= 30% of the cold build, and the image is <= 400 MB.
+"Cold" means no layer of this release is cached; the locally built base image is reused (it is
+built once per machine, like a pulled base).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from mlflow.tracking import MlflowClient  # noqa: E402
+
+from platform_kit import release, services  # noqa: E402
+from platform_kit.config import load_config  # noqa: E402
+from platform_kit.release.images import Engine  # noqa: E402
+from platform_kit.store import open_store  # noqa: E402
+from training.bow import BowModel  # noqa: E402
+
+
+def adapter(seed: int, labels: int = 8, buckets: int = 4096, dim: int = 32) -> BowModel:
+    rng = np.random.default_rng(seed)
+    return BowModel(
+        labels=[f"intent_{i}" for i in range(labels)],
+        buckets=buckets,
+        dim=dim,
+        ngrams=2,
+        embedding=rng.normal(size=(buckets, dim)).astype(np.float32),
+        weight=rng.normal(size=(labels, dim)).astype(np.float32),
+        bias=rng.normal(size=labels).astype(np.float32),
+    )
+
+
+def register(client: MlflowClient, experiment: str, name: str, seed: int, tmp: Path) -> None:
+    run = client.create_run(experiment)
+    adapter(seed).save(tmp / name / str(seed))
+    client.log_artifacts(run.info.run_id, str(tmp / name / str(seed)), "model")
+    if not client.search_registered_models(f"name = '{name}'"):
+        client.create_registered_model(name)
+    version = client.create_model_version(
+        name,
+        f"{run.info.artifact_uri}/model",
+        run_id=run.info.run_id,
+        tags={"dolt.commit": "0" * 32},
+    )
+    client.set_registered_model_alias(name, "production", version.version)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", type=int, default=100)
+    args = parser.parse_args()
+    suffix = uuid.uuid4().hex[:6]
+    names = [f"bench-{suffix}-{i:03d}" for i in range(args.models)]
+    with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp_dir:
+        tmp = Path(tmp_dir)
+        models = "".join(
+            f"  - name: {n}\n    query: SELECT 1\n    trainer: training.intent:train\n"
+            for n in names
+        )
+        (tmp / "platform.yaml").write_text(
+            f"project: bench\ndolt: {{database: bench}}\nmodels:\n{models}"
+            f"release: {{image: 127.0.0.1:5000/bench-release-{suffix}}}\n"
+        )
+        config = load_config(tmp / "platform.yaml")
+        try:
+            services.ensure_services(config)
+            open_store(config).create_database()
+            client = MlflowClient(services.mlflow_uri(config))
+            experiment = client.create_experiment(f"bench-{suffix}")
+            for i, name in enumerate(names):
+                register(client, experiment, name, i, tmp)
+            release.ensure_base_image(Engine(), "python:3.11-slim")
+
+            start = time.perf_counter()
+            cold = release.build_release(config)
+            cold_s = time.perf_counter() - start
+            register(client, experiment, names[0], 10_000, tmp)  # one model changes
+            start = time.perf_counter()
+            warm = release.build_release(config)
+            warm_s = time.perf_counter() - start
+            size = Engine().image_size(warm.reference) / 1e6
+        finally:
+            services.services_down(config)
+    print(
+        f"models: {args.models} adapters ({adapter(0).embedding.nbytes / 1e6:.1f} MB of weights each)"
+    )
+    print(f"cold build + push:            {cold_s:7.1f} s   ({cold.tag})")
+    print(f"one model changed, rebuild:   {warm_s:7.1f} s   ({warm.tag})")
+    print(f"incremental / cold:           {warm_s / cold_s:7.1%}   (goal <= 30%)")
+    print(f"image size:                   {size:7.0f} MB  (goal <= 400 MB)")
+
+
+if __name__ == "__main__":
+    main()
