@@ -20,13 +20,13 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from mlflow.tracking import MlflowClient  # noqa: E402
+from mlflow.tracking import MlflowClient
 
-from platform_kit import release, services  # noqa: E402
-from platform_kit.config import load_config  # noqa: E402
-from platform_kit.release.images import Engine  # noqa: E402
-from platform_kit.store import open_store  # noqa: E402
-from training.bow import BowModel  # noqa: E402
+from platform_kit import release, services
+from platform_kit.config import load_config
+from platform_kit.release.images import Engine
+from platform_kit.store import open_store
+from training.bow import BowModel
 
 
 def adapter(seed: int, labels: int = 8, buckets: int = 4096, dim: int = 32) -> BowModel:
