@@ -2,11 +2,14 @@
 # Run .github/workflows/pipeline.yml on this machine with act: plan -> train (matrix) -> release
 # on a copy of the example project, with no GitHub and no self-hosted runner.
 #
-#   bash infra/act-pipeline.sh [dispatch|merge|watch]    (default: dispatch)
+#   bash infra/act-pipeline.sh [dispatch|merge|watch] [ACT ARGS...]    (default: dispatch)
 #
 #   dispatch  the workflow_dispatch trigger (trains every new or changed model)
 #   merge     repository_dispatch dolt-main-updated with the head of Dolt main as payload
 #   watch     the scheduled watcher, talking to the local GitHub emulator instead of GitHub
+#
+# Further arguments go to act, e.g. `dispatch --input force=true --var PLATFORM_KIT_MAX_JOBS=3`
+# retrains every model in three matrix jobs.
 #
 # How it maps the runners: `-P self-hosted=-self-hosted` runs every job on the host. Each job
 # gets its own copy of the checkout, so the project's servers are started once here and the
@@ -16,6 +19,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 TRIGGER="${1:-dispatch}"
+shift || true
 CACHE="${PLATFORM_KIT_CACHE:-$HOME/.cache/platform-kit}"
 KIT_VENV="${VENV:-$CACHE/venv}"
 WORK="$PWD/build/act"
@@ -50,7 +54,7 @@ if [ ! -x "$WORK/venv/bin/python" ]; then
 fi
 
 args=(-W .github/workflows/pipeline.yml -P self-hosted=-self-hosted --pull=false
-  --var "PLATFORM_KIT_CONFIG=$config" --env "PLATFORM_KIT_VENV=$WORK/venv")
+  --var "PLATFORM_KIT_CONFIG=$config" --env "PLATFORM_KIT_VENV=$WORK/venv" "$@")
 export PATH="$WORK/venv/bin:$PATH"
 case "$TRIGGER" in
   dispatch)
