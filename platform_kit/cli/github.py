@@ -1,4 +1,5 @@
-"""platform-kit github dispatch WORKFLOW [--ref R] [--input K=V]... | github watch [--once]"""
+"""platform-kit github dispatch WORKFLOW [--ref R] [--input K=V]... | github watch [--once]
+| github webhook [--host H] [--port P] (DoltHub's hooks -> dolt-main-updated)"""
 
 from __future__ import annotations
 
@@ -32,12 +33,27 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         help="where the last announced head is kept (default: .platform/github-watch.json); "
         "put it outside the checkout on CI runners, which clean their work tree",
     )
+    hook = actions.add_parser(
+        "webhook",
+        parents=[parent],
+        help="receive DoltHub's push/pull request hooks; send dolt-main-updated when main moved",
+    )
+    hook.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: %(default)s)"
+    )
+    hook.add_argument("--port", type=int, default=8787, help="port (default: %(default)s)")
+    hook.add_argument("--path", default="/", help="URL path DoltHub posts to (default: /)")
+    hook.add_argument(
+        "--state", type=Path, metavar="FILE", help="the watcher's state file (shared with watch)"
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.action == "dispatch":
         return _dispatch(args)
+    if args.action == "webhook":
+        return _webhook(args)
     return _watch(args)
 
 
@@ -77,6 +93,31 @@ def _watch(args: argparse.Namespace) -> int:
         state_path=args.state,
         report=report,
     )
+    return 0
+
+
+def _webhook(args: argparse.Namespace) -> int:
+    from platform_kit.dolthub_webhook import make_server, receiver_for
+    from platform_kit.store import open_store
+
+    config = config_of(args)
+
+    def report(event: WatchEvent) -> None:
+        if args.json:
+            emit(args, event.to_json())
+        else:
+            _render_event(config, event)
+
+    receiver = receiver_for(config, open_store(config), state_path=args.state, report=report)
+    server = make_server(receiver, args.host, args.port, args.path)
+    host, port = server.server_address[:2]
+    note(f"receiving DoltHub hooks at http://{host!s}:{port}{args.path} (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
     return 0
 
 

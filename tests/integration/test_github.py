@@ -235,3 +235,59 @@ def test_watch_cli_once(
     assert main(args) == 0
     assert json.loads(capsys.readouterr().out)["action"] == "unchanged"
     assert len(github_env.repository_dispatches()) == 1
+
+
+# ---------------------------------------------------------------------------- DoltHub hooks
+
+
+def test_dolthub_hook_forwards_a_merge_once_and_ignores_other_events(
+    github: GitHubEmulator, dolt_project: tuple[Config, Store], tmp_path: Path
+) -> None:
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from platform_kit.dolthub_webhook import make_server, receiver_for
+
+    config, store = dolt_project
+    receiver = receiver_for(config, store, client=client_for(github))
+    server = make_server(receiver, "127.0.0.1", 0, "/hooks/dolthub")
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/hooks/dolthub"
+
+    def post(payload: object) -> tuple[int, dict[str, object]]:
+        request = urllib.request.Request(
+            url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"}
+        )
+        try:
+            with urllib.request.urlopen(request, timeout=30) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    try:
+        head = commit(store, "a")
+        merged = {"event_name": "pull_request", "state": "merged", "head": "forged"}
+        status, answer = post(merged)
+        assert status == 200 and answer["action"] == "dispatched"
+        assert answer["head"] == head  # the store's head, never the payload's
+        assert post(merged)[1]["action"] == "unchanged"  # a redelivery sends nothing
+        # The scheduled watcher shares the state: it does not announce the head again.
+        assert [e.action for e in watch(config, store, once=True, client=client_for(github))] == [
+            "unchanged"
+        ]
+        assert post({"event_name": "pull_request", "state": "open"})[1]["action"] == "ignored"
+        assert post({"event_name": "push", "ref": "sheets/examples"})[1]["action"] == "ignored"
+        second = commit(store, "b")
+        status, answer = post({"event_name": "push", "ref": "main", "head": second})
+        assert status == 200 and answer["action"] == "dispatched"
+        github.fail_next(401, method="POST")
+        commit(store, "c")
+        status, answer = post({"event_name": "push", "ref": "main"})
+        assert status == 502 and answer["action"] == "failed"
+        assert post("not an object")[0] == 400
+        sent = [b["client_payload"]["commit"] for b in github.repository_dispatches()]
+        assert sent == [head, second]
+    finally:
+        server.shutdown()
+        server.server_close()
