@@ -10,14 +10,15 @@ from platform_kit import env
 
 def git_sha(root: Path) -> str | None:
     """The full commit SHA of the working repo: $GITHUB_SHA in Actions, else the repo holding
-    ``root`` (the project), else the one holding the current directory.
+    ``root`` (the project), else the one holding the current directory, else the checkout the
+    kit and its trainers run from (a project copied out of its repo, as in the demo).
 
-    None when neither is in a Git repo (or git is missing).
+    None when none is in a Git repo (or git is missing).
     """
     sha = env.get(env.GITHUB_SHA)
     if sha:
         return sha
-    return _head(root) or _head(Path.cwd())
+    return _head(root) or _head(Path.cwd()) or _head(Path(__file__).resolve().parent)
 
 
 def _head(root: Path) -> str | None:
