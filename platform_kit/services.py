@@ -91,7 +91,7 @@ def dolt_url(endpoint: DoltServer) -> str:
 # ---------------------------------------------------------------------------- health
 
 
-def dolt_healthy(endpoint: DoltServer, timeout: float = 2.0) -> tuple[bool, str]:
+def dolt_healthy(endpoint: DoltServer, timeout: float = 5.0) -> tuple[bool, str]:
     import mysql.connector
 
     try:
@@ -114,7 +114,7 @@ def dolt_healthy(endpoint: DoltServer, timeout: float = 2.0) -> tuple[bool, str]
         conn.close()
 
 
-def mlflow_healthy(uri: str, timeout: float = 2.0) -> tuple[bool, str]:
+def mlflow_healthy(uri: str, timeout: float = 5.0) -> tuple[bool, str]:
     try:
         response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
     except requests.RequestException as exc:

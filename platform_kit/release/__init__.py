@@ -29,10 +29,13 @@ from platform_kit.services import mlflow_uri
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.models import DOLT_COMMIT, VersionInfo, registry_for
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
+from training import bow
 
-REPO = Path(__file__).resolve().parents[2]
-SERVING = REPO / "images" / "serving"
-BASE_SCRIPT = REPO / "images" / "base" / "build.sh"
+# The recipes ship as package data (images/ in the repo links to them), so releases also build
+# from a plain 'pip install'.
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+SERVING = ASSETS / "serving"
+BASE_SCRIPT = ASSETS / "base" / "build.sh"
 LOCAL_BASE = "platform-kit/base:bookworm"
 PRODUCTION_TAG = "production"
 
@@ -236,7 +239,7 @@ def _context(
 
     shutil.copy(SERVING / "Dockerfile", root / "Dockerfile")
     shutil.copy(SERVING / "server.py", root / "server.py")
-    shutil.copy(REPO / "training" / "bow.py", root / "bow.py")
+    shutil.copy(bow.__file__, root / "bow.py")
     wheels = root / "wheels"
     wheels.mkdir()
     for wheel in _wheelhouse().glob("*.whl"):

@@ -15,7 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
-from bow import BowModel
+from bow import BowModel  # type: ignore[import-not-found]  # copied beside it in the image
 
 ROOT = Path(os.environ.get("MODELS", "/models"))
 RELEASE = json.loads((ROOT / "manifest.json").read_text())
