@@ -29,6 +29,17 @@ def require(service: str, why: str) -> None:
     pytest.skip(message)
 
 
+@pytest.fixture(autouse=True)
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test starts without the variables that point the kit elsewhere.
+
+    MLflow's client sets MLFLOW_TRACKING_URI in os.environ as a side effect; left over, it would
+    make a later test's local project treat MLflow as external.
+    """
+    for name in ("MLFLOW_TRACKING_URI", "GITHUB_SHA", "GITHUB_ACTIONS", "GITHUB_OUTPUT"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @dataclass(frozen=True)
 class Services:
     config: Config
