@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from platform_kit import release
 from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.config import Config
 from platform_kit.services import ensure_services
 
 
@@ -36,58 +37,73 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 def run(args: argparse.Namespace) -> int:
     config = config_of(args)
     ensure_services(config)
-    if args.action == "build":
-        result = release.build_release(config, push=args.push, alias=args.alias)
-        if not result.built:
-            line = f"{result.reference} is already in the registry: nothing to do"
-        else:
-            line = f"built {result.reference}" + (
-                " and pushed it" if result.pushed else " (not pushed: --push)"
-            )
-        emit(args, result.to_json(), lambda: note(line))
-    elif args.action == "list":
-        rows = release.list_releases(config)
-        emit(
-            args,
-            rows,
-            lambda: stdout.print(
-                table(
-                    None,
-                    ["tag", "date", "changed", "git", "dolt"],
-                    [
-                        [
-                            r["tag"],
-                            _date(r["created_ms"]),
-                            ", ".join(r["changed"][:4]) + (" ..." if len(r["changed"]) > 4 else ""),
-                            r["git_sha"][:12],
-                            r["dolt_commit"][:12],
-                        ]
-                        for r in rows
-                    ],
-                )
-            ),
-        )
-    elif args.action == "diff":
-        changes = release.diff_releases(config, args.tag1, args.tag2)
-        emit(
-            args,
-            {n: {"from": a, "to": b} for n, (a, b) in changes.items()},
-            lambda: stdout.print(
-                table(
-                    f"{args.tag1[:12]} -> {args.tag2[:12]}",
-                    ["model", "from", "to"],
-                    [[n, a or "-", b or "-"] for n, (a, b) in changes.items()],
-                )
-            ),
-        )
-    else:
-        record = release.rollback_release(config, args.tag)
-        emit(
-            args,
-            {"tag": record.tag, "image": record.image, "production": f"{record.image}:production"},
-            lambda: note(f"{record.image}:production now points at {record.tag}"),
-        )
+    {"build": _build, "list": _list, "diff": _diff, "rollback": _rollback}[args.action](
+        args, config
+    )
     return 0
+
+
+def _build(args: argparse.Namespace, config: Config) -> None:
+    result = release.build_release(config, push=args.push, alias=args.alias)
+    if not result.built:
+        line = f"{result.reference} is already in the registry: nothing to do"
+    elif result.pushed:
+        line = f"built and pushed {result.reference} ({len(result.manifest)} models), recorded"
+    else:
+        line = f"built {result.reference} locally ({len(result.manifest)} models); --push to release it"
+    emit(args, result.to_json(), lambda: note(line))
+
+
+def _list(args: argparse.Namespace, config: Config) -> None:
+    rows = release.list_releases(config)
+
+    def changed(names: list[str]) -> str:
+        return ", ".join(names[:4]) + (f" +{len(names) - 4} more" if len(names) > 4 else "")
+
+    emit(
+        args,
+        rows,
+        lambda: stdout.print(
+            table(
+                None,
+                ["tag", "date", "models changed", "git sha", "dolt commit"],
+                [
+                    [
+                        r["tag"],
+                        _date(r["created_ms"]),
+                        changed(r["changed"]),
+                        r["git_sha"][:12],
+                        r["dolt_commit"][:12],
+                    ]
+                    for r in rows
+                ],
+            )
+        ),
+    )
+
+
+def _diff(args: argparse.Namespace, config: Config) -> None:
+    changes = release.diff_releases(config, args.tag1, args.tag2)
+    emit(
+        args,
+        {n: {"from": a, "to": b} for n, (a, b) in changes.items()},
+        lambda: stdout.print(
+            table(
+                f"{args.tag1[:12]} -> {args.tag2[:12]}",
+                ["model", "from", "to"],
+                [[n, a or "-", b or "-"] for n, (a, b) in changes.items()],
+            )
+        ),
+    )
+
+
+def _rollback(args: argparse.Namespace, config: Config) -> None:
+    result = release.rollback_release(config, args.tag)
+    emit(
+        args,
+        result.to_json(),
+        lambda: note(f"{result.production} now points at {result.tag}, recorded"),
+    )
 
 
 def _date(ms: int) -> str:

@@ -1,20 +1,30 @@
 """Releases: one image bundling every production model, tagged with the MD5 of its manifest.
 
-Build order is the failure semantics: resolve the manifest (refusing models with no production
-version), skip everything when the tag is already in the registry, build, push (scanning the
-stream for errors), and only then record the release in MLflow. A failed build or push leaves
-no record, and a rerun simply tries again.
+Build order is the failure semantics:
+
+1. resolve the manifest ``{model: version}`` from the alias, refusing (by name) every configured
+   model with no version holding it;
+2. under the project's release lock, do nothing when ``<image>:<md5>`` is already in the
+   registry (so two builds at once give one image and one record);
+3. build the serving image, ask the registry once more (another machine may have pushed the tag
+   meanwhile: a pushed tag is never overwritten), push, scanning the stream for errors;
+4. only then record the release in MLflow. A failed build or push leaves no record, and a rerun
+   simply tries again.
+
+The manifest is resolved from the models platform.yaml declares (families expanded at the head
+of Dolt main by :func:`platform_kit.models.expand_models`), not from every registered model
+holding the alias, so a model dropped from the config leaves the next release.
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import shutil
+import re
 import subprocess
-import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,21 +33,24 @@ from typing import Any
 from platform_kit import gitinfo
 from platform_kit.config import Config, ReleaseConfig
 from platform_kit.errors import ImageNotFoundError, PlatformKitError, ReleaseError, UsageError
-from platform_kit.release.images import Engine, Registry
-from platform_kit.release.manifest import changed_models, manifest_md5
+from platform_kit.release.context import ASSETS, assemble_context
+from platform_kit.release.images import Engine
+from platform_kit.release.manifest import canonical_json, changed_models, manifest_md5
+from platform_kit.release.registry import Registry
 from platform_kit.services import mlflow_uri
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.models import DOLT_COMMIT, VersionInfo, registry_for
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
-from training import bow
 
-# The recipes ship as package data (images/ in the repo links to them), so releases also build
-# from a plain 'pip install'.
-ASSETS = Path(__file__).resolve().parents[1] / "assets"
-SERVING = ASSETS / "serving"
 BASE_SCRIPT = ASSETS / "base" / "build.sh"
 LOCAL_BASE = "platform-kit/base:bookworm"
 PRODUCTION_TAG = "production"
+LABEL_REVISION = "org.opencontainers.image.revision"
+LABEL_MD5 = "platform-kit.manifest.md5"
+LABEL_MANIFEST = "platform-kit.manifest"
+LABEL_DOLT_COMMIT = "platform-kit.dolt.commit"
+_TAG = re.compile(r"^[0-9a-f]{32}$")
+_RESOLVE_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -45,8 +58,9 @@ class ReleaseResult:
     tag: str
     image: str
     manifest: dict[str, str]
-    built: bool  # False: the tag was already in the registry
-    pushed: bool
+    built: bool  # False: the tag was already in the registry, nothing was built
+    pushed: bool  # the tag is in the registry now
+    recorded: bool = False  # this call wrote the MLflow release record
 
     @property
     def reference(self) -> str:
@@ -60,6 +74,29 @@ class ReleaseResult:
             "manifest": self.manifest,
             "built": self.built,
             "pushed": self.pushed,
+            "recorded": self.recorded,
+        }
+
+
+@dataclass(frozen=True)
+class RollbackResult:
+    tag: str
+    image: str
+    manifest: dict[str, str]
+    previous_digest: str | None  # what production pointed at before, if anything
+
+    @property
+    def production(self) -> str:
+        return f"{self.image}:{PRODUCTION_TAG}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "image": self.image,
+            "reference": f"{self.image}:{self.tag}",
+            "production": self.production,
+            "previous_digest": self.previous_digest,
+            "manifest": self.manifest,
         }
 
 
@@ -75,100 +112,140 @@ def docker_available() -> str | None:
 def resolve_manifest(
     config: Config, alias: str | None = None
 ) -> tuple[dict[str, str], list[VersionInfo]]:
-    """``{model: version}`` of the configured models holding the alias.
+    """``{model: version}`` of the configured models holding the alias, and those versions.
 
     Raises:
-        ReleaseError: a configured model has no version with the alias (named).
+        ReleaseError: a configured model has no version holding the alias (all such are named),
+            or no model is configured.
     """
     from platform_kit.models import expand_models
     from platform_kit.store import open_store
 
     store = open_store(config)
     names = [m.name for m in expand_models(config, store, store.resolve(config.dolt.main_branch))]
+    if not names:
+        raise ReleaseError(
+            f"{config.path}: no models are configured, so there is nothing to release"
+        )
     registry = registry_for(config)
     if alias:
         registry.alias = alias
-    versions, missing = [], []
-    for name in names:
-        info = registry.production(name)
-        if info is None:
-            missing.append(name)
-        else:
-            versions.append(info)
+    with ThreadPoolExecutor(_RESOLVE_WORKERS) as pool:
+        found = list(pool.map(registry.production, names))
+    missing = [name for name, info in zip(names, found, strict=True) if info is None]
     if missing:
+        shown = ", ".join(missing[:20]) + (
+            f" and {len(missing) - 20} more" if len(missing) > 20 else ""
+        )
         raise ReleaseError(
-            f"no {registry.alias!r} version for: {', '.join(missing)}",
+            f"no {registry.alias!r} version for: {shown}",
             hint="train them ('platform-kit train') or promote a version ('platform-kit model promote')",
         )
-    if not versions:
-        raise ReleaseError("no models are configured, so there is nothing to release")
+    versions = [info for info in found if info is not None]
     return {v.name: str(v.version) for v in versions}, versions
 
 
-def build_release(config: Config, *, push: bool = True, alias: str | None = None) -> ReleaseResult:
-    """Build (and push, and record) the release of the production models; idempotent."""
+def build_release(
+    config: Config,
+    *,
+    push: bool = True,
+    alias: str | None = None,
+    no_cache: bool = False,
+    engine: Engine | None = None,
+) -> ReleaseResult:
+    """Build, push and record the release of the models holding the alias; idempotent.
+
+    Args:
+        push: push the image and record the release; False only builds it locally.
+        alias: the model alias to release (default: ``release.alias`` of the config).
+        no_cache: build every layer again (the benchmark's cold build).
+        engine: the Docker engine (default: from the environment).
+
+    Raises:
+        ReleaseError: a model has no version with the alias, or building or pushing failed
+            (nothing is recorded then).
+        ServiceError: Docker, the registry or MLflow is down.
+    """
     release = _release_config(config)
     manifest, versions = resolve_manifest(config, alias)
     tag = manifest_md5(manifest)
     registry = Registry(release.image)
-    with _lock(config):
-        if registry.digest(tag) is not None:
-            log = ReleaseLog(mlflow_client(mlflow_uri(config)))
-            if log.find(tag) is None:  # pushed by a run that died before recording it
-                log.record(
-                    tag,
-                    release.image,
-                    manifest,
-                    (gitinfo.git_sha(config.root) or "unknown"),
-                    _dolt_commit(versions),
-                )
-            return ReleaseResult(tag, release.image, manifest, built=False, pushed=True)
-        engine = Engine()
-        base = ensure_base_image(engine, release.base_image)
-        with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
-            context = _context(config, Path(tmp), manifest, tag, versions)
-            labels = {
-                "org.opencontainers.image.revision": (gitinfo.git_sha(config.root) or "unknown"),
-                "platform-kit.manifest.md5": tag,
-                "platform-kit.manifest": json.dumps(
-                    manifest, sort_keys=True, separators=(",", ":")
-                ),
-                "platform-kit.dolt.commit": _dolt_commit(versions),
-            }
-            engine.build(context, f"{release.image}:{tag}", {"BASE_IMAGE": base}, labels)
-        if not push:
-            return ReleaseResult(tag, release.image, manifest, built=True, pushed=False)
-        engine.push(release.image, tag)
-        ReleaseLog(mlflow_client(mlflow_uri(config))).record(
+    git_sha = gitinfo.git_sha(config.root) or "unknown"
+    dolt_commit = _dolt_commit(versions)
+    releases = ReleaseLog(mlflow_client(mlflow_uri(config)))
+
+    def record() -> None:
+        releases.record(
             tag,
             release.image,
             manifest,
-            labels["org.opencontainers.image.revision"],
-            labels["platform-kit.dolt.commit"],
+            git_sha=git_sha,
+            dolt_commit=dolt_commit,
+            alias=alias or release.alias,
         )
-        return ReleaseResult(tag, release.image, manifest, built=True, pushed=True)
+
+    with _lock(config):
+        if registry.has(tag):
+            # Only a build that died between its push and its record leaves no record: repair.
+            repair = push and releases.find(tag) is None
+            if repair:
+                record()
+            return ReleaseResult(tag, release.image, manifest, False, True, recorded=repair)
+        engine = engine or Engine()
+        base = ensure_base_image(engine, release.base_image)
+        labels = {
+            LABEL_REVISION: git_sha,
+            LABEL_MD5: tag,
+            LABEL_MANIFEST: canonical_json(manifest),
+            LABEL_DOLT_COMMIT: dolt_commit,
+        }
+        with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
+            context = assemble_context(Path(tmp), manifest, tag, versions, mlflow_uri(config))
+            engine.build(
+                context, f"{release.image}:{tag}", {"BASE_IMAGE": base}, labels, no_cache=no_cache
+            )
+        if not push:
+            return ReleaseResult(tag, release.image, manifest, built=True, pushed=False)
+        if registry.has(tag):  # pushed by another machine during our build: keep theirs
+            return ReleaseResult(tag, release.image, manifest, built=False, pushed=True)
+        engine.push(release.image, tag)
+        record()
+        return ReleaseResult(tag, release.image, manifest, True, True, recorded=True)
 
 
 def ensure_base_image(engine: Engine, base_image: str) -> str:
-    """The configured base if the engine has it; else the locally built one (nothing is pulled)."""
+    """The base to build on: ``base_image`` if the engine has it, else the local Debian base.
+
+    Nothing is pulled: where the public base is missing (no network, as here), images/base/
+    builds one from Debian packages (debootstrap + docker import; cached, idempotent).
+
+    Raises:
+        ReleaseError: neither is available and the local base cannot be built.
+    """
     if engine.has_image(base_image):
         return base_image
+    if engine.has_image(LOCAL_BASE):
+        return LOCAL_BASE
     if not BASE_SCRIPT.exists():
         raise ReleaseError(
             f"base image {base_image!r} is missing and cannot be built here",
             hint=f"docker pull {base_image}",
         )
-    result = subprocess.run(
-        ["bash", str(BASE_SCRIPT), LOCAL_BASE, base_image], capture_output=True, text=True
-    )
+    result = subprocess.run(["bash", str(BASE_SCRIPT), LOCAL_BASE], capture_output=True, text=True)
     if result.returncode != 0:
-        raise ReleaseError(f"building the base image failed: {result.stderr.strip()[-300:]}")
-    return base_image
+        raise ReleaseError(
+            f"building the local base image {LOCAL_BASE} failed: {result.stderr.strip()[-300:]}",
+            hint=f"run 'sudo bash {BASE_SCRIPT}' or 'docker pull {base_image}'",
+        )
+    return LOCAL_BASE
 
 
-def list_releases(config: Config) -> list[dict[str, Any]]:
-    """Releases newest first, with the models changed against the previous one."""
-    records = ReleaseLog(mlflow_client(mlflow_uri(config))).all()
+def list_releases(config: Config, limit: int = 1000) -> list[dict[str, Any]]:
+    """Releases newest first, each with the models changed against the one before it."""
+    records = ReleaseLog(mlflow_client(mlflow_uri(config))).all(limit)
+    image = config.release.image if config.release else None
+    if image is not None:
+        records = [r for r in records if r.image == image]
     out = []
     for index, record in enumerate(records):
         previous = records[index + 1].manifest if index + 1 < len(records) else {}
@@ -187,129 +264,83 @@ def list_releases(config: Config) -> list[dict[str, Any]]:
 
 
 def diff_releases(config: Config, tag1: str, tag2: str) -> dict[str, tuple[str | None, str | None]]:
+    """Models whose version differs between two recorded releases: name -> (in tag1, in tag2).
+
+    Raises:
+        ImageNotFoundError: a tag is not a recorded release.
+    """
     log = ReleaseLog(mlflow_client(mlflow_uri(config)))
     first, second = (_record(log, t) for t in (tag1, tag2))
     return changed_models(first.manifest, second.manifest)
 
 
-def rollback_release(config: Config, tag: str) -> ReleaseRecord:
-    """Point ``<image>:production`` at an earlier release's image and record the rollback."""
+def rollback_release(config: Config, tag: str, *, engine: Engine | None = None) -> RollbackResult:
+    """Point ``<image>:production`` at an earlier release's image and record the rollback.
+
+    Raises:
+        UsageError: ``tag`` is not an MD5 release tag.
+        ImageNotFoundError: the registry has no ``<image>:<tag>``.
+        ReleaseError: pulling, retagging or pushing failed (nothing is recorded then).
+    """
     release = _release_config(config)
-    log = ReleaseLog(mlflow_client(mlflow_uri(config)))
-    if Registry(release.image).digest(tag) is None:
-        raise ImageNotFoundError(
-            f"{release.image}:{tag} is not in the registry",
-            hint="see 'platform-kit release list' for releases",
+    if not _TAG.match(tag):
+        raise UsageError(
+            f"{tag!r} is not a release tag (32 hex digits)", hint="see 'platform-kit release list'"
         )
-    record = _record(log, tag)
-    engine = Engine()
-    if not engine.has_image(f"{release.image}:{tag}"):
+    registry = Registry(release.image)
+    reference = f"{release.image}:{tag}"
+    if not registry.has(tag):
+        raise ImageNotFoundError(
+            f"{reference} is not in the registry, so production cannot be rolled back to it",
+            hint="see 'platform-kit release list' for the releases that were pushed",
+        )
+    engine = engine or Engine()
+    if not engine.has_image(reference):
         engine.pull(release.image, tag)
-    engine.tag(f"{release.image}:{tag}", release.image, PRODUCTION_TAG)
+    log = ReleaseLog(mlflow_client(mlflow_uri(config)))
+    record = log.find(tag)
+    manifest = record.manifest if record else _manifest_label(engine, reference)
+    previous = registry.digest(PRODUCTION_TAG)
+    engine.tag(reference, release.image, PRODUCTION_TAG)
     engine.push(release.image, PRODUCTION_TAG)
     log.record_rollback(
-        tag, release.image, record.manifest, (gitinfo.git_sha(config.root) or "unknown")
+        tag,
+        release.image,
+        manifest,
+        git_sha=gitinfo.git_sha(config.root) or "unknown",
+        previous_digest=previous,
     )
-    return record
+    return RollbackResult(tag, release.image, manifest, previous)
+
+
+def _manifest_label(engine: Engine, reference: str) -> dict[str, str]:
+    text = engine.labels(reference).get(LABEL_MANIFEST)
+    if not text:
+        raise ReleaseError(f"{reference} carries no {LABEL_MANIFEST} label: not a release image")
+    return {str(k): str(v) for k, v in json.loads(text).items()}
 
 
 def _record(log: ReleaseLog, tag: str) -> ReleaseRecord:
     record = log.find(tag)
     if record is None:
-        raise UsageError(f"no release {tag!r} is recorded", hint="see 'platform-kit release list'")
+        raise ImageNotFoundError(
+            f"no release {tag!r} is recorded", hint="see 'platform-kit release list'"
+        )
     return record
 
 
 def _release_config(config: Config) -> ReleaseConfig:
     if config.release is None:
-        raise UsageError(f"{config.path}: no 'release' section", hint="add release: {image: ...}")
+        raise UsageError(
+            f"{config.path}: no 'release' section", hint="add release: {image: HOST:PORT/NAME}"
+        )
     return config.release
 
 
-def _dolt_commit(versions: list[VersionInfo]) -> str:
+def _dolt_commit(versions: Sequence[VersionInfo]) -> str:
     """The data commit of the newest model version (the release's data is at least that new)."""
     newest = max(versions, key=lambda v: v.created_ms)
     return newest.tags.get(DOLT_COMMIT, "")
-
-
-def _context(
-    config: Config, root: Path, manifest: dict[str, str], tag: str, versions: list[VersionInfo]
-) -> Path:
-    import mlflow.artifacts
-
-    shutil.copy(SERVING / "Dockerfile", root / "Dockerfile")
-    shutil.copy(SERVING / "server.py", root / "server.py")
-    shutil.copy(bow.__file__, root / "bow.py")
-    wheels = root / "wheels"
-    wheels.mkdir()
-    for wheel in _wheelhouse().glob("*.whl"):
-        shutil.copy(wheel, wheels / wheel.name)
-    models = root / "models"
-    models.mkdir()
-    uri = mlflow_uri(config)
-    for info in sorted(versions, key=lambda v: v.name):
-        target = models / info.name
-        downloaded = Path(
-            mlflow.artifacts.download_artifacts(
-                artifact_uri=info.source,
-                dst_path=str(root / "download" / info.name),
-                tracking_uri=uri,
-            )
-        )
-        if not (downloaded / "model.json").exists():
-            raise ReleaseError(
-                f"{info.name} v{info.version} has no servable model (model.json)",
-                hint="its trainer must export training.bow's format under 'model'",
-            )
-        shutil.copytree(downloaded, target)
-    shutil.rmtree(root / "download", ignore_errors=True)
-    (models / "manifest.json").write_text(
-        json.dumps({"manifest": manifest, "md5": tag}, sort_keys=True)
-    )
-    return root
-
-
-def _wheelhouse() -> Path:
-    """numpy wheels for the image's Python 3.11, downloaded once on the host and cached."""
-    import numpy
-
-    cache = Path.home() / ".cache" / "platform-kit" / "wheels"
-    if not list(cache.glob(f"numpy-{numpy.__version__}-*.whl")):
-        cache.mkdir(parents=True, exist_ok=True)
-        result = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "pip",
-                "download",
-                "-q",
-                "--no-deps",
-                "--only-binary=:all:",
-                "--python-version",
-                "3.11",
-                "--implementation",
-                "cp",
-                "--platform",
-                "manylinux_2_28_x86_64",
-                "--platform",
-                "manylinux_2_17_x86_64",
-                "--platform",
-                "manylinux2014_x86_64",
-                "-d",
-                str(cache),
-                f"numpy=={numpy.__version__}",
-            ],
-            capture_output=True,
-            text=True,
-        )
-        if result.returncode != 0:
-            raise ReleaseError(
-                f"downloading numpy for the image failed: {result.stderr.strip()[-300:]}"
-            )
-    for stale in cache.glob("numpy-*.whl"):
-        if not stale.name.startswith(f"numpy-{numpy.__version__}-"):
-            stale.unlink()
-    return cache
 
 
 @contextmanager
@@ -326,9 +357,11 @@ def _lock(config: Config) -> Iterator[None]:
 
 __all__ = [
     "ReleaseResult",
+    "RollbackResult",
     "build_release",
     "diff_releases",
     "docker_available",
+    "ensure_base_image",
     "list_releases",
     "resolve_manifest",
     "rollback_release",

@@ -1,84 +1,34 @@
-"""Docker: building, pushing and retagging release images, and asking the registry what it has.
+"""The Docker engine, through the docker SDK: build, push, pull and retag release images.
 
-The docker SDK reports push errors inside the response stream instead of raising, so every
-stream is scanned. The registry is asked over its HTTP API v2, which is what "is this tag
-pushed?" really means (a local image proves nothing).
+The SDK reports push (and pull) errors inside the response stream instead of raising, so every
+stream is scanned; SDK exceptions are translated into :class:`ReleaseError` here.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
-import requests
-
-from platform_kit.errors import ReleaseError, ServiceError
-from platform_kit.retry import retry
+from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError
 
 log = logging.getLogger(__name__)
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.docker.distribution.manifest.v2+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.oci.image.index.v1+json",
-    )
-)
 
 
-def split_image(image: str) -> tuple[str, str]:
-    """``host:port/team/name`` -> (``host:port``, ``team/name``)."""
-    host, _, repo = image.partition("/")
-    if not repo or ("." not in host and ":" not in host and host != "localhost"):
-        raise ReleaseError(
-            f"release.image {image!r} must name its registry, e.g. 127.0.0.1:5000/{image}"
-        )
-    return host, repo
-
-
-class Registry:
-    """The registry behind ``release.image`` (HTTP API v2; plain HTTP on loopback)."""
-
-    def __init__(self, image: str, timeout: float = 10.0) -> None:
-        self.host, self.repo = split_image(image)
-        scheme = "http" if self.host.startswith(("127.", "localhost")) else "https"
-        self.base = f"{scheme}://{self.host}/v2/{self.repo}"
-        self.timeout = timeout
-
-    def digest(self, tag: str) -> str | None:
-        """The manifest digest of ``tag``, or None when the registry does not have it."""
-
-        def head() -> requests.Response:
-            return requests.head(
-                f"{self.base}/manifests/{tag}",
-                headers={"Accept": MANIFEST_TYPES},
-                timeout=self.timeout,
-            )
-
-        try:
-            response = retry(
-                head,
-                transient=lambda e: isinstance(e, requests.ConnectionError),
-                what=f"ask registry {self.host}",
-                attempts=3,
-            )
-        except requests.RequestException as exc:
-            raise ServiceError(
-                f"the registry {self.host} is unreachable ({type(exc).__name__})",
-                hint="run 'bash infra/docker-up.sh' or check release.image",
-            ) from exc
-        if response.status_code == 404:
-            return None
-        if not response.ok:
-            raise ReleaseError(
-                f"registry {self.host} answered HTTP {response.status_code} for {self.repo}:{tag}"
-            )
-        return response.headers.get("Docker-Content-Digest", "present")
+def stream_error(lines: Iterable[Mapping[str, Any]]) -> str | None:
+    """The first error reported in a decoded push/pull stream, or None (consumes the stream)."""
+    for line in lines:
+        if "error" in line or "errorDetail" in line:
+            detail = line.get("errorDetail") or {}
+            return str(line.get("error") or detail.get("message") or detail)
+        if "status" in line:
+            log.debug("docker: %s %s", line.get("id", ""), line["status"])
+    return None
 
 
 class Engine:
-    """A Docker engine through the docker SDK."""
+    """A Docker engine; the client is injected for tests, else taken from the environment."""
 
     def __init__(self, client: Any | None = None) -> None:
         import docker
@@ -97,24 +47,32 @@ class Engine:
 
         try:
             self.client.images.get(name)
-            return True
         except docker.errors.ImageNotFound:
             return False
+        return True
 
     def build(
-        self, context: Path, tag: str, buildargs: dict[str, str], labels: dict[str, str]
+        self,
+        context: Path,
+        tag: str,
+        buildargs: Mapping[str, str],
+        labels: Mapping[str, str],
+        *,
+        no_cache: bool = False,
     ) -> str:
+        """Build ``context`` (legacy builder) as ``tag``; return the image id."""
         import docker.errors
 
         try:
             image, stream = self.client.images.build(
                 path=str(context),
                 tag=tag,
-                buildargs=buildargs,
-                labels=labels,
+                buildargs=dict(buildargs),
+                labels=dict(labels),
                 rm=True,
                 forcerm=True,
                 pull=False,
+                nocache=no_cache,
             )
         except docker.errors.BuildError as exc:
             tail = " | ".join(
@@ -129,27 +87,44 @@ class Engine:
         return str(image.id)
 
     def push(self, repository: str, tag: str) -> None:
-        """Push and scan the stream: the SDK reports errors in it instead of raising."""
+        """Push ``repository:tag``; raises ReleaseError on any error the stream reports."""
         import docker.errors
 
         try:
-            for line in self.client.images.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in line or "errorDetail" in line:
-                    detail = line.get("error") or line.get("errorDetail", {}).get("message")
-                    raise ReleaseError(f"pushing {repository}:{tag} failed: {detail}")
+            lines = self.client.images.push(repository, tag=tag, stream=True, decode=True)
+            error = stream_error(lines)
         except docker.errors.APIError as exc:
             raise ReleaseError(f"pushing {repository}:{tag} failed: {exc.explanation}") from exc
+        if error is not None:
+            raise ReleaseError(
+                f"pushing {repository}:{tag} failed: {error}",
+                hint="check that the registry accepts pushes ('docker login', disk space)",
+            )
 
     def pull(self, repository: str, tag: str) -> None:
         import docker.errors
 
         try:
-            self.client.images.pull(repository, tag=tag)
+            lines = self.client.api.pull(repository, tag=tag, stream=True, decode=True)
+            error = stream_error(lines)
         except docker.errors.APIError as exc:
             raise ReleaseError(f"pulling {repository}:{tag} failed: {exc.explanation}") from exc
+        if error is not None:
+            raise ReleaseError(f"pulling {repository}:{tag} failed: {error}")
 
     def tag(self, source: str, repository: str, tag: str) -> None:
-        self.client.images.get(source).tag(repository, tag=tag)
+        self._image(source).tag(repository, tag=tag)
+
+    def labels(self, name: str) -> dict[str, str]:
+        return dict(self._image(name).labels or {})
 
     def image_size(self, name: str) -> int:
-        return int(self.client.images.get(name).attrs.get("Size", 0))
+        return int(self._image(name).attrs.get("Size", 0))
+
+    def _image(self, name: str) -> Any:
+        import docker.errors
+
+        try:
+            return self.client.images.get(name)
+        except docker.errors.ImageNotFound as exc:
+            raise ImageNotFoundError(f"the engine has no image {name}") from exc

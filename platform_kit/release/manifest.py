@@ -2,7 +2,8 @@
 
 The manifest maps model name -> version number as a string. Its canonical bytes are
 ``json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()`` and the release tag is
-the lowercase hex MD5 of those bytes (ARCHITECTURE.md).
+the lowercase hex MD5 of those bytes (ARCHITECTURE.md). Anyone can recompute a tag from the
+registry's aliases with nothing but the standard library.
 """
 
 from __future__ import annotations
@@ -12,18 +13,28 @@ import json
 from collections.abc import Mapping
 
 
+def canonical_json(manifest: Mapping[str, str]) -> str:
+    """The canonical text of a manifest (sorted keys, no spaces); also the image label."""
+    for name, version in manifest.items():
+        if not isinstance(name, str) or not isinstance(version, str):
+            raise TypeError(
+                f"a manifest maps model names to version strings, got {name!r}: {version!r}"
+            )
+    return json.dumps(dict(manifest), sort_keys=True, separators=(",", ":"))
+
+
 def canonical_bytes(manifest: Mapping[str, str]) -> bytes:
-    return json.dumps(dict(manifest), sort_keys=True, separators=(",", ":")).encode()
+    return canonical_json(manifest).encode()
 
 
 def manifest_md5(manifest: Mapping[str, str]) -> str:
-    """The release tag of a manifest."""
+    """The release tag of a manifest: lowercase hex MD5 of its canonical bytes."""
     return hashlib.md5(canonical_bytes(manifest)).hexdigest()
 
 
 def changed_models(
     old: Mapping[str, str], new: Mapping[str, str]
 ) -> dict[str, tuple[str | None, str | None]]:
-    """Models whose version differs (or that appear or disappear): name -> (old, new)."""
+    """Models whose version differs, appears or disappears, sorted: name -> (old, new)."""
     names = sorted(set(old) | set(new))
     return {n: (old.get(n), new.get(n)) for n in names if old.get(n) != new.get(n)}

@@ -1,14 +1,17 @@
 """Release records in MLflow: experiment ``platform-kit-releases``, one run per release.
 
-Run name = tag; tags ``release.md5``, ``release.image``, ``git.sha``, ``dolt.commit``;
-artifact ``manifest.json``. Rollbacks are runs too, named ``rollback-<tag>`` and tagged
-``release.rollback`` with the tag production went back to.
+A release run is named after its tag and carries the tags ``release.md5``, ``release.image``,
+``git.sha``, ``dolt.commit`` and ``release.alias``, and the artifact ``manifest.json``. A
+rollback is a run too, named ``rollback-<tag>``, tagged ``release.rollback`` with the tag
+production went back to and ``release.previous_digest`` with the digest it pointed at before.
 """
 
 from __future__ import annotations
 
 import json
 import tempfile
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +21,15 @@ from mlflow.tracking import MlflowClient
 from platform_kit.tracking.client import call, tags_of
 
 EXPERIMENT = "platform-kit-releases"
+MD5 = "release.md5"
+IMAGE = "release.image"
+ALIAS = "release.alias"
+GIT_SHA = "git.sha"
+DOLT_COMMIT = "dolt.commit"
 ROLLBACK = "release.rollback"
+PREVIOUS_DIGEST = "release.previous_digest"
+MANIFEST_FILE = "manifest.json"
+_READ_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -33,8 +44,56 @@ class ReleaseRecord:
 
 
 class ReleaseLog:
+    """The releases of every project that shares an MLflow server, newest first."""
+
     def __init__(self, client: MlflowClient) -> None:
         self.client = client
+
+    def record(
+        self,
+        tag: str,
+        image: str,
+        manifest: Mapping[str, str],
+        *,
+        git_sha: str,
+        dolt_commit: str,
+        alias: str = "production",
+    ) -> str:
+        """Record a pushed release; call it only after the push succeeded. Returns the run id."""
+        tags = {
+            MD5: tag,
+            IMAGE: image,
+            GIT_SHA: git_sha,
+            DOLT_COMMIT: dolt_commit,
+            ALIAS: alias,
+        }
+        return self._run(tag, tags, manifest)
+
+    def record_rollback(
+        self,
+        tag: str,
+        image: str,
+        manifest: Mapping[str, str],
+        *,
+        git_sha: str,
+        previous_digest: str | None,
+    ) -> str:
+        tags = {ROLLBACK: tag, MD5: tag, IMAGE: image, GIT_SHA: git_sha}
+        if previous_digest:
+            tags[PREVIOUS_DIGEST] = previous_digest
+        return self._run(f"rollback-{tag}", tags, manifest)
+
+    def find(self, tag: str) -> ReleaseRecord | None:
+        runs = self._search(f"attributes.run_name = '{_quote(tag)}'", 1)
+        return self._read(runs[0]) if runs else None
+
+    def all(self, limit: int = 1000) -> list[ReleaseRecord]:
+        """Releases, newest first (rollbacks left out); manifests are read in parallel."""
+        runs = [r for r in self._search("", limit) if ROLLBACK not in tags_of(r)]
+        with ThreadPoolExecutor(_READ_WORKERS) as pool:
+            return list(pool.map(self._read, runs))
+
+    # -- internals
 
     def _experiment_id(self, create: bool) -> str | None:
         experiment = call(
@@ -50,45 +109,21 @@ class ReleaseLog:
             )
         )
 
-    def record(
-        self, tag: str, image: str, manifest: dict[str, str], git_sha: str, dolt_commit: str
-    ) -> str:
-        """Record a pushed release (only call this after the push succeeded)."""
-        tags = {
-            "release.md5": tag,
-            "release.image": image,
-            "git.sha": git_sha,
-            "dolt.commit": dolt_commit,
-        }
-        return self._run(tag, tags, manifest)
-
-    def record_rollback(self, tag: str, image: str, manifest: dict[str, str], git_sha: str) -> str:
-        tags = {ROLLBACK: tag, "release.md5": tag, "release.image": image, "git.sha": git_sha}
-        return self._run(f"rollback-{tag}", tags, manifest)
-
-    def _run(self, name: str, tags: dict[str, str], manifest: dict[str, str]) -> str:
+    def _run(self, name: str, tags: dict[str, str], manifest: Mapping[str, str]) -> str:
         experiment = self._experiment_id(create=True)
         assert experiment is not None
         run = call(
             lambda: self.client.create_run(experiment, run_name=name, tags=tags), "record a release"
         )
         with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / "manifest.json"
-            path.write_text(json.dumps(manifest, sort_keys=True, indent=2) + "\n")
+            path = Path(tmp) / MANIFEST_FILE
+            path.write_text(json.dumps(dict(manifest), sort_keys=True, indent=2) + "\n")
             call(
                 lambda: self.client.log_artifact(run.info.run_id, str(path)),
                 "store the release manifest",
             )
         call(lambda: self.client.set_terminated(run.info.run_id), "finish the release record")
         return str(run.info.run_id)
-
-    def find(self, tag: str) -> ReleaseRecord | None:
-        runs = self._search(f"attributes.run_name = '{_quote(tag)}'", 1)
-        return self._read(runs[0]) if runs else None
-
-    def all(self, limit: int = 1000) -> list[ReleaseRecord]:
-        """Releases, newest first (rollbacks left out)."""
-        return [self._read(r) for r in self._search("", limit) if ROLLBACK not in tags_of(r)]
 
     def _search(self, filter_string: str, limit: int) -> list[Any]:
         experiment = self._experiment_id(create=False)
@@ -110,15 +145,15 @@ class ReleaseLog:
         tags = tags_of(run)
         with tempfile.TemporaryDirectory() as tmp:
             path = call(
-                lambda: self.client.download_artifacts(run.info.run_id, "manifest.json", tmp),
+                lambda: self.client.download_artifacts(run.info.run_id, MANIFEST_FILE, tmp),
                 "read a release manifest",
             )
             manifest = json.loads(Path(path).read_text())
         return ReleaseRecord(
             tag=str(run.info.run_name),
-            image=tags.get("release.image", ""),
-            git_sha=tags.get("git.sha", ""),
-            dolt_commit=tags.get("dolt.commit", ""),
+            image=tags.get(IMAGE, ""),
+            git_sha=tags.get(GIT_SHA, ""),
+            dolt_commit=tags.get(DOLT_COMMIT, ""),
             run_id=str(run.info.run_id),
             created_ms=int(run.info.start_time or 0),
             manifest={k: str(v) for k, v in manifest.items()},

@@ -1,10 +1,19 @@
-"""Releases on the real engine and registry, with model versions in the real MLflow server."""
+"""Releases on the real engine and registry, with model versions in the real MLflow server.
+
+Image builds on vfs are slow, so the flows share builds: three in the main test (the first one
+raced by two processes), one in the refused-push test.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -14,18 +23,23 @@ import requests
 from mlflow.tracking import MlflowClient
 
 from platform_kit import release
+from platform_kit.cli import main
 from platform_kit.config import Config, load_config
-from platform_kit.errors import ImageNotFoundError, PlatformKitError
+from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError, UsageError
 from platform_kit.release.manifest import manifest_md5
 from platform_kit.services import free_port
 from platform_kit.store.dolt import DoltStore
-from platform_kit.tracking.models import registry_for
-from platform_kit.tracking.releases import ReleaseLog
+from platform_kit.tracking.releases import ROLLBACK, ReleaseLog
 from tests.conftest import REGISTRY, Services
 from training.bow import BowModel
 
+ROOT = Path(__file__).resolve().parents[2]
+# This checkout's CLI, whatever checkout the environment's editable install points at.
+CLI = [sys.executable, "-c", "import sys; from platform_kit.cli import main; sys.exit(main())"]
+
 
 def model_version(client: MlflowClient, name: str, tmp: Path, bias: float) -> str:
+    """Register a servable version of ``name`` the way the trainer does, and promote it."""
     experiment = client.get_experiment_by_name("release-test") or client.get_experiment(
         client.create_experiment("release-test")
     )
@@ -39,133 +53,261 @@ def model_version(client: MlflowClient, name: str, tmp: Path, bias: float) -> st
         weight=np.eye(2, 4, dtype=np.float32),
         bias=np.array([0.0, bias], np.float32),
     )
-    model.save(tmp / name / "model")
-    client.log_artifacts(run.info.run_id, str(tmp / name / "model"), "model")
+    out = tmp / name / run.info.run_id
+    model.save(out)
+    client.log_artifacts(run.info.run_id, str(out), "model")
     if not client.search_registered_models(f"name = '{name}'"):
         client.create_registered_model(name)
     version = client.create_model_version(
         name,
         f"{run.info.artifact_uri}/model",
         run_id=run.info.run_id,
-        tags={"dolt.commit": "c" * 32, "model.name": name},
+        tags={"dolt.commit": "c" * 32, "model.name": name, "git.sha": "d" * 40},
     )
     client.set_registered_model_alias(name, "production", version.version)
     return str(version.version)
 
 
-@pytest.fixture
-def project(tmp_path: Path, services: Services, docker_client: Any) -> tuple[Config, list[str]]:
+def write_release_project(root: Path, services: Services, names: list[str], image: str) -> Config:
     suffix = uuid.uuid4().hex[:8]
-    names = [f"rel-a-{suffix}", f"rel-b-{suffix}"]
     database = f"rel_{suffix}"
     models = "".join(
         f"  - name: {n}\n    query: SELECT 1\n    trainer: training.intent:train\n" for n in names
     )
-    (tmp_path / "platform.yaml").write_text(
-        f"project: rel\ndolt: {{database: {database}, server: 'mysql://root@{services.dolt.host}:"
-        f"{services.dolt.port}'}}\nmlflow: {{tracking_uri: '{services.mlflow_uri}'}}\n"
-        f"models:\n{models}release: {{image: {REGISTRY}/release-test-{suffix}}}\n"
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "platform.yaml").write_text(
+        f"project: rel-{suffix}\ndolt: {{database: {database}, server: 'mysql://root@"
+        f"{services.dolt.host}:{services.dolt.port}'}}\n"
+        f"mlflow: {{tracking_uri: '{services.mlflow_uri}'}}\n"
+        f"models:\n{models}release: {{image: {image}}}\n"
     )
     DoltStore(services.dolt.host, services.dolt.port, "root", "", database).create_database()
-    return load_config(tmp_path / "platform.yaml"), names
+    return load_config(root / "platform.yaml")
 
 
-def test_build_serve_noop_single_model_rollback_and_release_rollback(
-    project: tuple[Config, list[str]], services: Services, tmp_path: Path, docker_client: Any
+@pytest.fixture
+def names() -> list[str]:
+    suffix = uuid.uuid4().hex[:8]  # registry model names are global: unique per test
+    return [f"rel-a-{suffix}", f"rel-b-{suffix}"]
+
+
+@pytest.fixture
+def readonly_registry(tmp_path: Path) -> Iterator[str]:
+    """A second real registry that serves reads but refuses every push (maintenance mode)."""
+    address = f"127.0.0.1:{free_port()}"
+    (tmp_path / "registry.yml").write_text(
+        "version: 0.1\nlog: {level: warn}\n"
+        f"storage: {{filesystem: {{rootdirectory: {tmp_path / 'registry'}}}, "
+        "maintenance: {readonly: {enabled: true}}}\n"
+        f"http: {{addr: {address}}}\n"
+    )
+    try:
+        process = subprocess.Popen(
+            ["docker-registry", "serve", str(tmp_path / "registry.yml")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+    except FileNotFoundError:
+        pytest.skip("docker-registry is not installed (infra/docker-up.sh installs it)")
+    try:
+        for _ in range(50):
+            try:
+                requests.get(f"http://{address}/v2/", timeout=1)
+                break
+            except requests.ConnectionError:
+                time.sleep(0.1)
+        yield address
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
+    services: Services,
+    docker_client: Any,
+    names: list[str],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    config, (a, b) = project
+    a, b = names
+    image = f"{REGISTRY}/release-test-{uuid.uuid4().hex[:8]}"
+    config = write_release_project(tmp_path / "project", services, names, image)
     client = MlflowClient(services.mlflow_uri)
-    with pytest.raises(PlatformKitError, match=f"no 'production' version for: {a}, {b}"):
+    with pytest.raises(ReleaseError, match=f"no 'production' version for: {a}, {b}"):
         release.build_release(config)
     manifest = {
         a: model_version(client, a, tmp_path, 0.0),
         b: model_version(client, b, tmp_path, 5.0),
     }
 
-    first = release.build_release(config)
-    # The tag, recomputed independently from the aliases, is the MD5 of the canonical JSON.
-    by_alias = {n: client.get_model_version_by_alias(n, "production").version for n in (a, b)}
-    assert first.built and first.tag == manifest_md5(by_alias) == manifest_md5(manifest)
-    image = docker_client.images.get(first.reference)
-    labels = image.labels
-    assert labels["platform-kit.manifest.md5"] == first.tag
-    assert json.loads(labels["platform-kit.manifest"]) == manifest
-    assert (
-        labels["platform-kit.dolt.commit"] == "c" * 32
-        and labels["org.opencontainers.image.revision"]
-    )
-    assert image.attrs["Config"]["User"] == "10001:10001"
-    assert ReleaseLog(client).find(first.tag) is not None
-
-    port = free_port()
-    container = docker_client.containers.run(
-        first.reference,
-        detach=True,
-        network_mode="host",
-        environment={"PORT": str(port)},
-        remove=True,
-    )
-    try:
-        url = f"http://127.0.0.1:{port}"
-        _wait(url)
-        assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok", "models": 2}
-        assert requests.get(f"{url}/manifest", timeout=5).json() == {
-            "manifest": manifest,
-            "md5": first.tag,
-        }
-        answer = requests.post(f"{url}/predict/{b}", json={"texts": ["anything"]}, timeout=5).json()
-        assert answer["predictions"][0]["label"] == "yes" and answer["version"] == manifest[b]
-        assert (
-            requests.post(f"{url}/predict/nope", json={"texts": []}, timeout=5).status_code == 404
+    # Two release builds at once (two processes): one image, one record.
+    racers = [
+        subprocess.Popen(
+            [*CLI, "release", "build", "--push", "--json", "--config", str(config.path)],
+            cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT)},
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
-    finally:
-        container.remove(force=True)
+        for _ in range(2)
+    ]
+    outcomes = []
+    for racer in racers:
+        out, err = racer.communicate(timeout=300)
+        assert racer.returncode == 0, err
+        outcomes.append(json.loads(out))
+    assert sorted(o["built"] for o in outcomes) == [False, True]
+    assert sorted(o["recorded"] for o in outcomes) == [False, True]
+    tag = outcomes[0]["tag"]
+    assert outcomes[1]["tag"] == tag and outcomes[0]["manifest"] == manifest
+    log = ReleaseLog(client)
+    assert [r.tag for r in log.all() if r.image == image] == [tag]
+
+    # The tag, recomputed independently from the aliases, is the MD5 of the canonical JSON.
+    by_alias = {n: client.get_model_version_by_alias(n, "production").version for n in names}
+    canonical = json.dumps(by_alias, sort_keys=True, separators=(",", ":")).encode()
+    assert tag == hashlib.md5(canonical).hexdigest() == manifest_md5(manifest)
+    reference = f"{image}:{tag}"
+    built = docker_client.images.get(reference)
+    labels = built.labels
+    assert labels["platform-kit.manifest.md5"] == tag
+    assert json.loads(labels["platform-kit.manifest"]) == manifest
+    assert labels["platform-kit.dolt.commit"] == "c" * 32
+    assert len(labels["org.opencontainers.image.revision"]) == 40
+    assert built.attrs["Config"]["User"] == "10001:10001"
+    assert built.attrs["Size"] <= 400e6
+    steps = [h["CreatedBy"] for h in built.history() if "LABEL" not in h["CreatedBy"]]
+    assert "in /models/" in steps[0]  # the models are the last layer; no wheels in the image
+    assert not any("/tmp/wheels" in step for step in steps)
+
+    _serve_and_check(docker_client, reference, manifest, tag, b)
 
     again = release.build_release(config)  # unchanged aliases: a no-op
-    assert not again.built and again.tag == first.tag
-    assert len([r for r in release.list_releases(config) if r["tag"] == first.tag]) == 1
+    assert not again.built and not again.recorded and again.tag == tag
+    assert [r.tag for r in log.all() if r.image == image] == [tag]
 
-    v2 = model_version(client, a, tmp_path, 5.0)
+    # Both models move on: the second release.
+    v2 = {a: model_version(client, a, tmp_path, 5.0), b: model_version(client, b, tmp_path, 0.0)}
     second = release.build_release(config)
-    assert second.tag != first.tag and second.manifest == {a: v2, b: manifest[b]}
-    assert release.diff_releases(config, first.tag, second.tag) == {a: (manifest[a], v2)}
-    registry = registry_for(config)
-    registry.rollback(a, to_version=int(manifest[a]))  # single-model rollback ...
-    assert release.build_release(config).tag == first.tag  # ... gives back the first manifest
+    assert second.built and second.manifest == v2
+    assert release.diff_releases(config, tag, second.tag) == {
+        a: (manifest[a], v2[a]),
+        b: (manifest[b], v2[b]),
+    }
 
-    with pytest.raises(ImageNotFoundError):
+    # Single-model rollback, then a release: a new tag differing in exactly that model.
+    assert (
+        main(["model", "rollback", b, "--to-version", manifest[b], "--config", str(config.path)])
+        == 0
+    )
+    third = release.build_release(config)
+    assert third.built and third.tag not in (tag, second.tag)
+    assert third.manifest == {a: v2[a], b: manifest[b]}
+    assert release.diff_releases(config, second.tag, third.tag) == {b: (v2[b], manifest[b])}
+    listed = release.list_releases(config)
+    assert [(r["tag"], r["changed"]) for r in listed] == [
+        (third.tag, [b]),
+        (second.tag, [a, b]),
+        (tag, [a, b]),
+    ]
+    capsys.readouterr()
+    assert main(["release", "list", "--json", "--config", str(config.path)]) == 0
+    assert [r["tag"] for r in json.loads(capsys.readouterr().out)] == [r["tag"] for r in listed]
+
+    # Whole-release rollback: unknown and malformed tags are refused; production moves.
+    with pytest.raises(ImageNotFoundError, match="not in the registry"):
         release.rollback_release(config, "0" * 32)
-    release.rollback_release(config, first.tag)
-    digest = requests.head(
-        f"http://{REGISTRY}/v2/{first.image.split('/', 1)[1]}/manifests/production",
+    with pytest.raises(UsageError, match="not a release tag"):
+        release.rollback_release(config, "latest")
+    assert main(["release", "rollback", "0" * 32, "--config", str(config.path)]) == 2
+    rolled = release.rollback_release(config, tag)
+    assert rolled.manifest == manifest and rolled.previous_digest is None
+    repo = image.split("/", 1)[1]
+    production = requests.head(
+        f"http://{REGISTRY}/v2/{repo}/manifests/production",
         headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
         timeout=5,
     ).headers["Docker-Content-Digest"]
-    assert digest == docker_client.images.get_registry_data(first.reference).id
+    assert production == docker_client.images.get_registry_data(reference).id
+    experiment = client.get_experiment_by_name("platform-kit-releases")
+    assert experiment is not None
+    rollbacks = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"tags.`{ROLLBACK}` = '{tag}' and tags.`release.image` = '{image}'",
+    )
+    assert len(rollbacks) == 1
+    assert [r["tag"] for r in release.list_releases(config)] == [third.tag, second.tag, tag]
 
 
-def test_registry_down_records_nothing(
-    project: tuple[Config, list[str]], services: Services, tmp_path: Path
+def test_a_refused_or_unreachable_registry_records_nothing(
+    services: Services,
+    docker_client: Any,
+    names: list[str],
+    tmp_path: Path,
+    readonly_registry: str,
 ) -> None:
-    config, names = project
     client = MlflowClient(services.mlflow_uri)
     for n in names:
         model_version(client, n, tmp_path, 1.0)
-    dead = f"127.0.0.1:{free_port()}"
-    text = config.path.read_text().replace(REGISTRY, dead)
-    config.path.write_text(text)
-    config = load_config(config.path)
-    before = len(ReleaseLog(client).all())
-    with pytest.raises(PlatformKitError, match="registry"):
-        release.build_release(config)
-    assert len(ReleaseLog(client).all()) == before
+    log = ReleaseLog(client)
+    before = len(log.all())
+
+    # The registry answers but refuses the push: built, not pushed, not recorded.
+    image = f"{readonly_registry}/release-test-{uuid.uuid4().hex[:8]}"
+    refused = write_release_project(tmp_path / "refused", services, names, image)
+    with pytest.raises(ReleaseError, match=r"pushing .* failed: .*405"):
+        release.build_release(refused)
+    tag = manifest_md5({n: "1" for n in names})
+    assert docker_client.images.get(f"{image}:{tag}")  # the build itself succeeded
+    assert log.find(tag) is None and len(log.all()) == before
+
+    # Nothing listens at the registry address: refused before building.
+    dead = write_release_project(
+        tmp_path / "dead", services, names, f"127.0.0.1:{free_port()}/release-test"
+    )
+    with pytest.raises(ServiceError, match=r"registry .* is unreachable"):
+        release.build_release(dead)
+    assert len(log.all()) == before
 
 
-def _wait(url: str) -> None:
-    for _ in range(100):
+def _serve_and_check(
+    docker_client: Any, reference: str, manifest: dict[str, str], tag: str, model: str
+) -> None:
+    """Run the image on the host network (the engine has no bridge here) and call it."""
+    port = free_port()
+    container = docker_client.containers.run(
+        reference, detach=True, network_mode="host", environment={"PORT": str(port)}
+    )
+    try:
+        url = f"http://127.0.0.1:{port}"
+        _wait(url, container)
+        assert requests.get(f"{url}/health", timeout=5).json() == {"status": "ok", "models": 2}
+        assert requests.get(f"{url}/manifest", timeout=5).json() == {
+            "manifest": manifest,
+            "md5": tag,
+        }
+        answer = requests.post(
+            f"{url}/predict/{model}", json={"texts": ["anything", "else"]}, timeout=5
+        ).json()
+        assert answer["model"] == model and answer["version"] == manifest[model]
+        assert [p["label"] for p in answer["predictions"]] == ["yes", "yes"]
+        assert 0.5 < answer["predictions"][0]["score"] <= 1.0
+        missing = requests.post(f"{url}/predict/nope", json={"texts": []}, timeout=5)
+        assert missing.status_code == 404
+        bad = requests.post(f"{url}/predict/{model}", json={"text": "x"}, timeout=5)
+        assert bad.status_code == 400
+        uid = container.exec_run(["python3", "-c", "import os; print(os.getuid())"]).output
+        assert uid.strip() == b"10001"
+    finally:
+        container.remove(force=True)
+
+
+def _wait(url: str, container: Any) -> None:
+    for _ in range(150):
         try:
             requests.get(f"{url}/health", timeout=1)
             return
         except (OSError, requests.ConnectionError):
             time.sleep(0.2)
-    raise AssertionError("the serving container did not answer")
+    raise AssertionError(f"the serving container did not answer: {container.logs()[-500:]!r}")
