@@ -49,8 +49,12 @@ def test_committed_files_match_the_generator(
 def test_check_reports_a_stale_file(gen: ModuleType) -> None:
     path = EXAMPLES / "sheets" / "customers.csv"
     stale = {path: path.read_bytes() + b"extra-customer,Extra,bank,us-east,TRUE,2024-01-01\n"}
-    assert gen.check(stale) == ["examples/sheets/customers.csv: differs from what generate.py writes"]
-    assert gen.check({EXAMPLES / "sheets" / "nope.csv": b""}) == ["examples/sheets/nope.csv: missing"]
+    assert gen.check(stale) == [
+        "examples/sheets/customers.csv: differs from what generate.py writes"
+    ]
+    assert gen.check({EXAMPLES / "sheets" / "nope.csv": b""}) == [
+        "examples/sheets/nope.csv: missing"
+    ]
 
 
 def test_generation_is_deterministic(gen: ModuleType, exports: tuple[object, object]) -> None:
@@ -105,9 +109,7 @@ def test_v2_is_one_edited_and_one_added_customer(
     removed = edited_old.keys() - edited_new.keys()
     added = edited_new.keys() - edited_old.keys()
     relabelled = [
-        k
-        for k in edited_old.keys() & edited_new.keys()
-        if edited_old[k] != edited_new[k]
+        k for k in edited_old.keys() & edited_new.keys() if edited_old[k] != edited_new[k]
     ]
     assert removed and added and relabelled
     assert all(edited_old[k][0] == edited_new[k][0] for k in relabelled)  # only labels fixed
@@ -164,7 +166,5 @@ def test_the_shipped_trainer_is_good_but_not_perfect(
 
 def test_init_sample_is_generated_too(gen: ModuleType) -> None:
     sample = gen.init_sample()
-    text = io.StringIO(
-        (gen.INIT_DIR / "examples.csv").read_text(encoding="utf-8"), newline=""
-    )
+    text = io.StringIO((gen.INIT_DIR / "examples.csv").read_text(encoding="utf-8"), newline="")
     assert len(list(csv.DictReader(text))) == len(sample.examples) < 100
