@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
         for path in written:
             stdout.print(f"wrote {path}")
         flag = "" if root.resolve() == Path.cwd() else f" --config {config}"
-        note(f"next: platform-kit{flag} services up, then platform-kit{flag} sync --dry-run")
+        note(
+            f"next: platform-kit{flag} sync --dry-run (check the sheets), "
+            f"then platform-kit{flag} run (sync, train and release on this machine)"
+        )
 
     emit(
         args,

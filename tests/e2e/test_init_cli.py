@@ -5,7 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
+from platform_kit import services as svc
 from platform_kit.init import project_name
+from tests.conftest import require
 from tests.e2e.conftest import cli, cli_json
 
 
@@ -35,3 +39,19 @@ def test_init_refuses_to_overwrite_then_force(tmp_path: Path) -> None:
     (tmp_path / "platform.yaml").write_text("project: edited\n")
     cli("init", "--force", cwd=tmp_path)
     assert f"project: {project_name(tmp_path)}\n" in (tmp_path / "platform.yaml").read_text()
+
+
+@pytest.mark.slow
+def test_sync_reads_the_sample_sheets(tmp_path: Path) -> None:
+    try:
+        svc.find_dolt()
+    except Exception as exc:
+        require("dolt binary", str(exc))
+    cli("init", str(tmp_path))
+    config = str(tmp_path / "platform.yaml")
+    try:
+        out = cli_json("--config", config, "sync", "--dry-run")
+    finally:
+        cli("--config", config, "services", "down", check=False)
+    added = {s["sheet"]: s["added"] for s in out["sheets"]}
+    assert added["customers"] == 3 and 24 <= added["examples"] < 100
