@@ -193,17 +193,18 @@ def build_release(
             return ReleaseResult(tag, release.image, manifest, False, True, recorded=repair)
         engine = engine or Engine()
         base = ensure_base_image(engine, release.base_image)
-        labels = {
-            LABEL_REVISION: git_sha,
-            LABEL_MD5: tag,
-            LABEL_MANIFEST: canonical_json(manifest),
-            LABEL_DOLT_COMMIT: dolt_commit,
+        # The Dockerfile turns these into its labels in a single step (see its comments).
+        buildargs = {
+            "BASE_IMAGE": base,
+            "REVISION": git_sha,
+            "MANIFEST_MD5": tag,
+            "MANIFEST": canonical_json(manifest),
+            "DOLT_COMMIT": dolt_commit,
         }
         with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
             context = assemble_context(Path(tmp), manifest, tag, versions, mlflow_uri(config))
-            engine.build(
-                context, f"{release.image}:{tag}", {"BASE_IMAGE": base}, labels, no_cache=no_cache
-            )
+            engine.build(context, f"{release.image}:{tag}", buildargs, no_cache=no_cache)
+            _check_labels(engine, f"{release.image}:{tag}", buildargs)
         if not push:
             return ReleaseResult(tag, release.image, manifest, built=True, pushed=False)
         if registry.has(tag):  # pushed by another machine during our build: keep theirs
@@ -311,6 +312,23 @@ def rollback_release(config: Config, tag: str, *, engine: Engine | None = None) 
         previous_digest=previous,
     )
     return RollbackResult(tag, release.image, manifest, previous)
+
+
+def _check_labels(engine: Engine, reference: str, buildargs: dict[str, str]) -> None:
+    """A Dockerfile that lost its LABEL step must not produce a release nobody can trace."""
+    labels = engine.labels(reference)
+    expected = {
+        LABEL_REVISION: buildargs["REVISION"],
+        LABEL_MD5: buildargs["MANIFEST_MD5"],
+        LABEL_MANIFEST: buildargs["MANIFEST"],
+        LABEL_DOLT_COMMIT: buildargs["DOLT_COMMIT"],
+    }
+    wrong = sorted(k for k, v in expected.items() if labels.get(k) != v)
+    if wrong:
+        raise ReleaseError(
+            f"{reference} was built without the labels {', '.join(wrong)}",
+            hint="images/serving/Dockerfile must end with its LABEL step",
+        )
 
 
 def _manifest_label(engine: Engine, reference: str) -> dict[str, str]:

@@ -2,16 +2,20 @@
 
 Models are fetched from MLflow (each version's ``source`` holds training.bow's ``model.json`` and
 ``weights.npz``) in parallel, since a release of hundreds of adapters is hundreds of downloads.
-numpy comes from a wheelhouse downloaded once on the host for the image's Python (3.11), because
-nothing is installed from the network inside a build.
+numpy comes from a wheel downloaded once on the host for the image's Python (3.11) and unpacked
+there (a wheel is a zip), because nothing is installed from the network inside a build and the
+image should carry no installer.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
+import tempfile
+import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,10 +46,7 @@ def assemble_context(
     for name in ("Dockerfile", "server.py"):
         shutil.copy(SERVING / name, root / name)
     shutil.copy(bow.__file__, root / "bow.py")  # the format's one reader, shared with training
-    wheels = root / "wheels"
-    wheels.mkdir()
-    for wheel in wheelhouse().glob("*.whl"):
-        shutil.copy(wheel, wheels / wheel.name)
+    shutil.copytree(site_packages(), root / "site-packages", copy_function=_link_or_copy)
     models = root / "models"
     models.mkdir()
     with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
@@ -73,6 +74,30 @@ def _fetch_model(info: VersionInfo, models: Path, downloads: Path, uri: str) -> 
             hint="its trainer must export training.bow's format under the artifact path 'model'",
         )
     shutil.copytree(downloaded, models / info.name)
+
+
+def site_packages(cache: Path = WHEELHOUSE) -> Path:
+    """numpy unpacked from its wheel for the image's Python, cached beside the wheel."""
+    wheels = sorted(wheelhouse(cache).glob("numpy-*.whl"))
+    if len(wheels) != 1:
+        raise ReleaseError(f"expected one numpy wheel in {cache}, found {len(wheels)}")
+    target = cache / (wheels[0].name.removesuffix(".whl") + ".unpacked")
+    if not target.is_dir():
+        partial = Path(tempfile.mkdtemp(prefix=".unpacking-", dir=cache))
+        with zipfile.ZipFile(wheels[0]) as wheel:
+            wheel.extractall(partial)
+        try:
+            partial.rename(target)  # atomic: a concurrent build sees all of it or none
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)  # another build unpacked it first
+    return target
+
+
+def _link_or_copy(source: str, target: str) -> None:
+    try:
+        os.link(source, target)  # the context is only read, so a hard link will do
+    except OSError:
+        shutil.copy2(source, target)
 
 
 def wheelhouse(cache: Path = WHEELHOUSE) -> Path:
@@ -107,7 +132,10 @@ def wheelhouse(cache: Path = WHEELHOUSE) -> Path:
                 f"{result.stderr.strip()[-300:]}",
                 hint="check access to PyPI, or put the wheel in " + str(cache),
             )
-    for stale in cache.glob("numpy-*.whl"):
+    for stale in cache.glob("numpy-*"):
         if not stale.name.startswith(wanted):
-            stale.unlink()
+            if stale.is_dir():
+                shutil.rmtree(stale)
+            else:
+                stale.unlink()
     return cache

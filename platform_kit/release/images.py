@@ -56,7 +56,7 @@ class Engine:
         context: Path,
         tag: str,
         buildargs: Mapping[str, str],
-        labels: Mapping[str, str],
+        labels: Mapping[str, str] | None = None,
         *,
         no_cache: bool = False,
     ) -> str:
@@ -68,7 +68,7 @@ class Engine:
                 path=str(context),
                 tag=tag,
                 buildargs=dict(buildargs),
-                labels=dict(labels),
+                labels=dict(labels or {}),
                 rm=True,
                 forcerm=True,
                 pull=False,
