@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import fcntl
 import json
+import logging
 import re
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -49,6 +51,7 @@ LABEL_REVISION = "org.opencontainers.image.revision"
 LABEL_MD5 = "platform-kit.manifest.md5"
 LABEL_MANIFEST = "platform-kit.manifest"
 LABEL_DOLT_COMMIT = "platform-kit.dolt.commit"
+logger = logging.getLogger(__name__)
 _TAG = re.compile(r"^[0-9a-f]{32}$")
 _RESOLVE_WORKERS = 8
 
@@ -167,7 +170,8 @@ def build_release(
         ServiceError: Docker, the registry or MLflow is down.
     """
     release = _release_config(config)
-    manifest, versions = resolve_manifest(config, alias)
+    with _timed("resolve the manifest"):
+        manifest, versions = resolve_manifest(config, alias)
     tag = manifest_md5(manifest)
     registry = Registry(release.image)
     git_sha = gitinfo.git_sha(config.root) or "unknown"
@@ -202,14 +206,17 @@ def build_release(
             "DOLT_COMMIT": dolt_commit,
         }
         with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
-            context = assemble_context(Path(tmp), manifest, tag, versions, mlflow_uri(config))
-            engine.build(context, f"{release.image}:{tag}", buildargs, no_cache=no_cache)
+            with _timed(f"assemble the context of {len(versions)} models"):
+                context = assemble_context(Path(tmp), manifest, tag, versions, mlflow_uri(config))
+            with _timed(f"build {release.image}:{tag}"):
+                engine.build(context, f"{release.image}:{tag}", buildargs, no_cache=no_cache)
             _check_labels(engine, f"{release.image}:{tag}", buildargs)
         if not push:
             return ReleaseResult(tag, release.image, manifest, built=True, pushed=False)
         if registry.has(tag):  # pushed by another machine during our build: keep theirs
             return ReleaseResult(tag, release.image, manifest, built=False, pushed=True)
-        engine.push(release.image, tag)
+        with _timed(f"push {release.image}:{tag}"):
+            engine.push(release.image, tag)
         record()
         return ReleaseResult(tag, release.image, manifest, True, True, recorded=True)
 
@@ -359,6 +366,13 @@ def _dolt_commit(versions: Sequence[VersionInfo]) -> str:
     """The data commit of the newest model version (the release's data is at least that new)."""
     newest = max(versions, key=lambda v: v.created_ms)
     return newest.tags.get(DOLT_COMMIT, "")
+
+
+@contextmanager
+def _timed(what: str) -> Iterator[None]:
+    start = time.perf_counter()
+    yield
+    logger.info("%s: %.1f s", what, time.perf_counter() - start)
 
 
 @contextmanager

@@ -1,7 +1,9 @@
 """The docker build context of a release: the serving code, numpy's wheels, and every model.
 
 Models are fetched from MLflow (each version's ``source`` holds training.bow's ``model.json`` and
-``weights.npz``) in parallel, since a release of hundreds of adapters is hundreds of downloads.
+``weights.npz``) in parallel, since a release of hundreds of adapters is hundreds of downloads,
+and kept in a host cache keyed by the version's source: a version's artifacts never change, so
+the next release fetches only the versions that are new.
 numpy comes from a wheel downloaded once on the host for the image's Python (3.11) and unpacked
 there (a wheel is a zip), because nothing is installed from the network inside a build and the
 image should carry no installer.
@@ -9,12 +11,14 @@ image should carry no installer.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -29,13 +33,22 @@ from training import bow
 # from a plain 'pip install'.
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SERVING = ASSETS / "serving"
-WHEELHOUSE = Path.home() / ".cache" / "platform-kit" / "wheels"
+CACHE = Path.home() / ".cache" / "platform-kit"
+WHEELHOUSE = CACHE / "wheels"
+MODEL_CACHE = CACHE / "models"
+MODEL_CACHE_DAYS = 30  # entries unused for this long are pruned
 IMAGE_PYTHON = "3.11"  # bookworm's python3, and python:3.11-slim's
 DOWNLOAD_WORKERS = 8
 
 
 def assemble_context(
-    root: Path, manifest: Mapping[str, str], tag: str, versions: Sequence[VersionInfo], uri: str
+    root: Path,
+    manifest: Mapping[str, str],
+    tag: str,
+    versions: Sequence[VersionInfo],
+    uri: str,
+    *,
+    model_cache: Path = MODEL_CACHE,
 ) -> Path:
     """Fill ``root`` with everything images/serving/Dockerfile copies; return ``root``.
 
@@ -49,31 +62,64 @@ def assemble_context(
     shutil.copytree(site_packages(), root / "site-packages", copy_function=_link_or_copy)
     models = root / "models"
     models.mkdir()
+    model_cache.mkdir(parents=True, exist_ok=True)
+    _prune(model_cache)
     with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
-        list(pool.map(lambda v: _fetch_model(v, models, root / "download", uri), versions))
-    shutil.rmtree(root / "download", ignore_errors=True)
+        cached = list(pool.map(lambda v: cached_model(v, uri, model_cache), versions))
+    for info, directory in zip(versions, cached, strict=True):
+        shutil.copytree(directory, models / info.name, copy_function=_link_or_copy)
     release = {"manifest": dict(manifest), "md5": tag}
     (models / "manifest.json").write_text(json.dumps(release, sort_keys=True) + "\n")
     return root
 
 
-def _fetch_model(info: VersionInfo, models: Path, downloads: Path, uri: str) -> None:
+def cached_model(info: VersionInfo, uri: str, cache: Path = MODEL_CACHE) -> Path:
+    """The directory holding ``info``'s servable model, downloaded once per host.
+
+    Raises:
+        ReleaseError: the version's artifacts hold no ``model.json``.
+    """
     import mlflow.artifacts
 
-    downloaded = Path(
-        call(
-            lambda: mlflow.artifacts.download_artifacts(
-                artifact_uri=info.source, dst_path=str(downloads / info.name), tracking_uri=uri
-            ),
-            f"download version {info.version} of model {info.name!r}",
+    key = hashlib.sha256(f"{uri}|{info.source}".encode()).hexdigest()[:32]
+    target = cache / key
+    if (target / "model.json").is_file():
+        os.utime(target)  # recently used: keep it
+        return target
+    partial = Path(tempfile.mkdtemp(prefix=".download-", dir=cache))
+    try:
+        downloaded = Path(
+            call(
+                lambda: mlflow.artifacts.download_artifacts(
+                    artifact_uri=info.source, dst_path=str(partial), tracking_uri=uri
+                ),
+                f"download version {info.version} of model {info.name!r}",
+            )
         )
-    )
-    if not (downloaded / "model.json").is_file():
-        raise ReleaseError(
-            f"{info.name} v{info.version} has no servable model (no model.json at {info.source})",
-            hint="its trainer must export training.bow's format under the artifact path 'model'",
-        )
-    shutil.copytree(downloaded, models / info.name)
+        if not (downloaded / "model.json").is_file():
+            raise ReleaseError(
+                f"{info.name} v{info.version} has no servable model "
+                f"(no model.json at {info.source})",
+                hint="its trainer must export training.bow's format under the artifact path 'model'",
+            )
+        try:
+            downloaded.rename(target)  # atomic: a concurrent build sees all of it or none
+        except OSError:
+            if not (target / "model.json").is_file():
+                raise
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def _prune(cache: Path) -> None:
+    horizon = time.time() - MODEL_CACHE_DAYS * 86400
+    for entry in cache.iterdir():
+        try:
+            if entry.stat().st_mtime < horizon:
+                shutil.rmtree(entry, ignore_errors=True)
+        except FileNotFoundError:
+            continue  # another build pruned or renamed it
 
 
 def site_packages(cache: Path = WHEELHOUSE) -> Path:

@@ -161,6 +161,7 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert sorted(o["recorded"] for o in outcomes) == [False, True]
     tag = outcomes[0]["tag"]
     assert outcomes[1]["tag"] == tag and outcomes[0]["manifest"] == manifest
+    assert outcomes[0]["reference"] == f"{image}:{tag}" and outcomes[0]["image"] == image
     log = ReleaseLog(client)
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
@@ -214,6 +215,11 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     capsys.readouterr()
     assert main(["release", "list", "--json", "--config", str(config.path)]) == 0
     assert [r["tag"] for r in json.loads(capsys.readouterr().out)] == [r["tag"] for r in listed]
+    assert (
+        main(["release", "diff", second.tag, third.tag, "--json", "--config", str(config.path)])
+        == 0
+    )
+    assert json.loads(capsys.readouterr().out) == {b: {"from": v2[b], "to": manifest[b]}}
 
     # Whole-release rollback: unknown and malformed tags are refused; production moves.
     with pytest.raises(ImageNotFoundError, match="not in the registry"):
