@@ -60,26 +60,24 @@ def _list(args: argparse.Namespace, config: Config) -> None:
     def changed(names: list[str]) -> str:
         return ", ".join(names[:4]) + (f" +{len(names) - 4} more" if len(names) > 4 else "")
 
-    emit(
-        args,
-        rows,
-        lambda: stdout.print(
-            table(
-                None,
-                ["tag", "date", "models changed", "git sha", "dolt commit"],
-                [
-                    [
-                        r["tag"],
-                        _date(r["created_ms"]),
-                        changed(r["changed"]),
-                        r["git_sha"][:12],
-                        r["dolt_commit"][:12],
-                    ]
-                    for r in rows
-                ],
-            )
-        ),
+    out = table(
+        None,
+        ["tag", "date", "models changed", "git sha", "dolt commit"],
+        [
+            [
+                r["tag"],
+                _date(r["created_ms"]),
+                changed(r["changed"]),
+                r["git_sha"][:12],
+                r["dolt_commit"][:12],
+            ]
+            for r in rows
+        ],
     )
+    for column in out.columns[:2]:  # whole tags: people copy them into 'release rollback'
+        column.no_wrap = True
+        column.min_width = 32 if column is out.columns[0] else 16
+    emit(args, rows, lambda: stdout.print(out))
 
 
 def _diff(args: argparse.Namespace, config: Config) -> None:

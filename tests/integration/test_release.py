@@ -244,6 +244,10 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     )
     assert len(rollbacks) == 1
     assert [r["tag"] for r in release.list_releases(config)] == [third.tag, second.tag, tag]
+    capsys.readouterr()
+    assert main(["release", "list", "--config", str(config.path)]) == 0  # the table for people
+    table = capsys.readouterr().out
+    assert all(t in table for t in (tag, second.tag, third.tag))  # whole, even 80 columns wide
 
 
 def test_a_refused_or_unreachable_registry_records_nothing(
