@@ -4,8 +4,8 @@
 # Idempotent and cached: an existing image is reused; the rootfs tarball is kept in the cache.
 #
 #   bash images/base/build.sh [NAME] [ALIAS...]
-# NAME defaults to platform-kit/base:bookworm. Each ALIAS (e.g. python:3.11-slim, the default
-# release.base_image) is tagged onto it, so the serving Dockerfile's FROM resolves without a pull.
+# NAME defaults to platform-kit/base:bookworm, which 'release build' uses when the engine lacks
+# release.base_image. Each ALIAS is tagged onto it, for Dockerfiles that name a base themselves.
 set -euo pipefail
 NAME="${1:-platform-kit/base:bookworm}"
 shift || true
