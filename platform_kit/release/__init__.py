@@ -194,7 +194,9 @@ def build_release(
             repair = push and releases.find(tag) is None
             if repair:
                 record()
-            return ReleaseResult(tag, release.image, manifest, False, True, recorded=repair)
+            return ReleaseResult(
+                tag, release.image, manifest, built=False, pushed=True, recorded=repair
+            )
         engine = engine or Engine()
         base = ensure_base_image(engine, release.base_image)
         # The Dockerfile turns these into its labels in a single step (see its comments).
@@ -218,7 +220,7 @@ def build_release(
         with _timed(f"push {release.image}:{tag}"):
             engine.push(release.image, tag)
         record()
-        return ReleaseResult(tag, release.image, manifest, True, True, recorded=True)
+        return ReleaseResult(tag, release.image, manifest, built=True, pushed=True, recorded=True)
 
 
 def ensure_base_image(engine: Engine, base_image: str) -> str:
