@@ -92,6 +92,23 @@ def names() -> list[str]:
 
 
 @pytest.fixture
+def image_name(docker_client: Any) -> Iterator[Any]:
+    """Unique image repositories for a test, removed from the engine afterwards (vfs keeps a
+    full copy of every layer, so leftovers add up); what was pushed stays in the registry."""
+    made: list[str] = []
+
+    def name(registry: str) -> str:
+        made.append(f"{registry}/release-test-{uuid.uuid4().hex[:8]}")
+        return made[-1]
+
+    yield name
+    for image in docker_client.images.list():
+        for reference in image.tags:
+            if reference.rsplit(":", 1)[0] in made:
+                docker_client.images.remove(reference, noprune=False)
+
+
+@pytest.fixture
 def readonly_registry(tmp_path: Path) -> Iterator[str]:
     """A second real registry that serves reads but refuses every push (maintenance mode)."""
     address = f"127.0.0.1:{free_port()}"
@@ -126,11 +143,12 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     services: Services,
     docker_client: Any,
     names: list[str],
+    image_name: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     a, b = names
-    image = f"{REGISTRY}/release-test-{uuid.uuid4().hex[:8]}"
+    image = image_name(REGISTRY)
     config = write_release_project(tmp_path / "project", services, names, image)
     client = MlflowClient(services.mlflow_uri)
     with pytest.raises(ReleaseError, match=f"no 'production' version for: {a}, {b}"):
@@ -254,6 +272,7 @@ def test_a_refused_or_unreachable_registry_records_nothing(
     services: Services,
     docker_client: Any,
     names: list[str],
+    image_name: Any,
     tmp_path: Path,
     readonly_registry: str,
 ) -> None:
@@ -264,7 +283,7 @@ def test_a_refused_or_unreachable_registry_records_nothing(
     before = len(log.all())
 
     # The registry answers but refuses the push: built, not pushed, not recorded.
-    image = f"{readonly_registry}/release-test-{uuid.uuid4().hex[:8]}"
+    image = image_name(readonly_registry)
     refused = write_release_project(tmp_path / "refused", services, names, image)
     with pytest.raises(ReleaseError, match=r"pushing .* failed: .*405"):
         release.build_release(refused)
