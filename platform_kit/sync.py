@@ -222,8 +222,12 @@ def plan_sheet(
             old_rows[tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key)] = row
 
     inserts, updates = [], []
+    same_shape = list(columns) == list(typed.columns)  # no emptied (dropped) columns to add
     for key, row in typed.rows.items():
-        full = {c: row.get(c) for c in columns}
+        full = row if same_shape else {c: row.get(c) for c in columns}
+        if not old_rows:
+            inserts.append(full)
+            continue
         nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
         before = old_rows.pop(nkey, None)
         if before is None:

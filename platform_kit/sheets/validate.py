@@ -82,19 +82,21 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
                 "identifier; map it to one with 'renames' in platform.yaml"
             )
         columns.append(column)
-    for required in sheet.required:
-        if required not in columns:
-            problems.append(f"{where}: required column {required!r} is missing from row 1")
+    for name in sheet.required:
+        if name not in columns:
+            problems.append(f"{where}: name column {name!r} is missing from row 1")
     if problems:
         raise _error(where, problems)
 
     types = {c: sheet.columns.get(c, "string") for c in columns}
     parsers = {c: PARSERS[t] for c, t in types.items()}
+    typed_columns = [c for c, t in types.items() if t != "string"]
+    required = [(c, columns.index(c)) for c in sheet.required if c in types]
     rows: dict[Key, Row] = {}
     first_seen: dict[Key, int] = {}
     for offset, cells in enumerate(raw.rows):
         number = offset + 2
-        if all(_blank(cells, i) for i in range(max(len(cells), width))):
+        if not any(cells) and all(_blank(cells, i) for i in range(len(cells))):
             continue  # blank rows (trailing or not) carry no data
         for extra in range(width, len(cells)):
             if not _blank(cells, extra):
@@ -102,15 +104,31 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
                     f"{where}, row {number}, column {_letter(extra)}: a value "
                     f"{_show(cells[extra])} under no header"
                 )
-        row: Row = {}
-        for index, column in enumerate(columns):
-            value = cells[index] if index < len(cells) else None
-            try:
-                row[column] = _parse(parsers[column], value)
-            except ValueError as exc:
-                problems.append(f"{where}, row {number}, column {column!r}: {_show(value)} {exc}")
-                row[column] = None
-            if row[column] is None and column in sheet.required:
+        if _plain(cells):
+            # Plain short text (every CSV and gspread row, nearly always) needs none of the
+            # per-cell checks: text columns are taken as they are, the others parsed.
+            row = {c: v or None for c, v in zip(columns, cells, strict=False)}
+            if len(cells) < width:
+                row.update((c, None) for c in columns[len(cells) :])
+            for column in typed_columns:
+                value = row[column]
+                if value is not None:
+                    row[column] = _cell(problems, where, number, column, parsers[column], value)
+        else:
+            row = {
+                column: _cell(
+                    problems,
+                    where,
+                    number,
+                    column,
+                    parsers[column],
+                    cells[index] if index < len(cells) else None,
+                    _parse,
+                )
+                for index, column in enumerate(columns)
+            }
+        for column, index in required:
+            if _blank(cells, index):
                 problems.append(f"{where}, row {number}, column {column!r}: empty, but required")
         key = tuple(row.get(k) for k in sheet.primary_key)
         if any(k is None for k in key):
@@ -140,6 +158,33 @@ def _error(where: str, problems: list[str]) -> ValidationError:
     )
 
 
+def _cell(
+    problems: list[str],
+    where: str,
+    number: int,
+    column: str,
+    parser: Callable[[Any], Any],
+    value: Any,
+    parse: Callable[[Callable[[Any], Any], Any], Any] | None = None,
+) -> Any:
+    """The parsed cell, or None with the problem recorded."""
+    try:
+        return parse(parser, value) if parse else parser(value)
+    except ValueError as exc:
+        problems.append(f"{where}, row {number}, column {column!r}: {_show(value)} {exc}")
+        return None
+
+
+def _plain(cells: list[Any]) -> bool:
+    """Whether every cell is text that needs none of the checks in :func:`_parse`."""
+    try:
+        joined = "\n".join(cells)
+    except TypeError:  # a typed cell (XLSX): check each one
+        return False
+    # Every formula error starts with "#"; a row within MAX_CELL has no cell over it.
+    return len(joined) <= MAX_CELL and "#" not in joined and not _CONTROL.search(joined)
+
+
 def _parse(parser: Callable[[Any], Any], value: Any) -> Any:
     if value is None or (isinstance(value, str) and value == ""):
         return None
@@ -154,6 +199,8 @@ def _parse(parser: Callable[[Any], Any], value: Any) -> Any:
 
 
 def parse_string(value: Any) -> str:
+    if type(value) is str:
+        return value
     if isinstance(value, float) and value.is_integer():
         return str(int(value))  # XLSX stores typed-in numbers as floats
     if isinstance(value, dt.datetime | dt.date):

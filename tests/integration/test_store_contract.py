@@ -203,3 +203,22 @@ def test_bulk_insert_round_trips_odd_values(store: Store, monkeypatch: pytest.Mo
     assert back["k001"]["day"] == row(1)["day"] and back["k001"]["at"] == row(1)["at"]
     assert bool(back["k002"]["ok"]) is True and back["k002"]["meta"] is not None
     assert all(v is None for k, v in back["k999"].items() if k != "id")
+
+
+def test_long_text_widens_its_column(store: Store) -> None:
+    seed(store)
+    long = "x" * 5000  # beyond what a new table's text columns start with
+    store.commit_changes(
+        "main", [ChangeSet("t", SCHEMA, updates=[{**row(1), "name": long}])], "long"
+    )
+    assert store.read_table("t", "main")[1]["name"] == long
+    assert store.schema("t", "main") == SCHEMA
+
+
+def test_many_text_columns_fit_a_row(store: Store) -> None:
+    wide = TableSchema(
+        {"id": "string", **{f"c{i}": "string" for i in range(40)}}, primary_key=("id",)
+    )
+    rows = [{"id": "a", **{f"c{i}": "y" * 2000 for i in range(40)}}]
+    store.commit_changes("main", [ChangeSet("wide", wide, inserts=rows)], "wide")
+    assert store.read_table("wide", "main") == rows
