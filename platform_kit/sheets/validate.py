@@ -84,7 +84,7 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
         columns.append(column)
     for name in sheet.required:
         if name not in columns:
-            problems.append(f"{where}: name column {name!r} is missing from row 1")
+            problems.append(f"{where}: required column {name!r} is missing from row 1")
     if problems:
         raise _error(where, problems)
 
