@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -58,7 +59,7 @@ def _read_xlsx(sheet: SheetConfig, path: Path) -> list[list[Any]]:
     assert isinstance(sheet.source, FileSource)
     try:
         book = openpyxl.load_workbook(path, read_only=True, data_only=True)
-    except (InvalidFileException, OSError, KeyError, ValueError) as exc:
+    except (InvalidFileException, zipfile.BadZipFile, OSError, KeyError, ValueError) as exc:
         raise SourceError(
             f"sheet {sheet.name!r}: {path} is not a readable .xlsx file: {exc}"
         ) from exc
