@@ -26,7 +26,7 @@ $(STAMP): pyproject.toml
 
 venv: $(STAMP)
 	@# The editable install must point at this checkout (CI clones afresh).
-	@$(PY) -c 'import platform_kit, pathlib, sys; sys.exit(pathlib.Path(platform_kit.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())' \
+	@$(PY) -I -c 'import platform_kit, pathlib, sys; sys.exit(pathlib.Path(platform_kit.__file__).resolve().parents[1] != pathlib.Path.cwd().resolve())' \
 		|| $(PY) -m pip install -q --no-deps -e .
 
 install: venv
