@@ -71,6 +71,15 @@ def dolt_endpoint(config: Config) -> DoltServer:
     return DoltServer(host="127.0.0.1", port=int(record["port"]), user="root")
 
 
+def dolt_password(config: Config) -> str:
+    """DOLT_PASSWORD for a configured server; the local server's root has none.
+
+    Sending a password to a passwordless root is refused, so a DOLT_PASSWORD meant for the shared
+    server must not break a local project.
+    """
+    return (env.get(env.DOLT_PASSWORD) or "") if config.dolt.server is not None else ""
+
+
 def mlflow_uri(config: Config) -> str:
     """The MLflow tracking URI: $MLFLOW_TRACKING_URI, the configured one, or the local server."""
     uri = env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
@@ -91,7 +100,9 @@ def dolt_url(endpoint: DoltServer) -> str:
 # ---------------------------------------------------------------------------- health
 
 
-def dolt_healthy(endpoint: DoltServer, timeout: float = 5.0) -> tuple[bool, str]:
+def dolt_healthy(
+    endpoint: DoltServer, password: str = "", timeout: float = 5.0
+) -> tuple[bool, str]:
     import mysql.connector
 
     try:
@@ -99,7 +110,7 @@ def dolt_healthy(endpoint: DoltServer, timeout: float = 5.0) -> tuple[bool, str]
             host=endpoint.host,
             port=endpoint.port,
             user=endpoint.user,
-            password=env.get(env.DOLT_PASSWORD) or "",
+            password=password,
             connection_timeout=max(1, int(timeout)),
         )
     except mysql.connector.Error as exc:
@@ -131,7 +142,7 @@ def services_status(config: Config) -> list[ServiceStatus]:
     statuses = []
     if config.dolt.server is not None or DOLT in state:
         endpoint = dolt_endpoint(config)
-        ok, detail = dolt_healthy(endpoint)
+        ok, detail = dolt_healthy(endpoint, dolt_password(config))
         record = state.get(DOLT, {})
         statuses.append(
             ServiceStatus(
@@ -158,12 +169,12 @@ def services_up(config: Config) -> list[ServiceStatus]:
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     if config.dolt.server is None and not _alive_and_healthy(state.get(DOLT), _dolt_check):
-        state[DOLT] = _start_dolt(config, logs)
+        state[DOLT] = _start_dolt(config, logs, _port_for(state.get(DOLT)))
         _write_state(config, state)
     if not (
         env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
     ) and not _alive_and_healthy(state.get(MLFLOW), _mlflow_check):
-        state[MLFLOW] = _start_mlflow(config, logs)
+        state[MLFLOW] = _start_mlflow(config, logs, _port_for(state.get(MLFLOW)))
         _write_state(config, state)
     return services_status(config)
 
@@ -203,7 +214,23 @@ def _alive_and_healthy(
     return bool(record) and _pid_alive(int(record["pid"])) and check(record)  # type: ignore[index, arg-type]
 
 
-def _start_dolt(config: Config, logs: Path) -> dict[str, Any]:
+def _port_for(record: dict[str, Any] | None) -> int:
+    """The port a crashed server had, when it is still free: clients that hold its URL (a
+    training run retrying its calls) reconnect to the restarted server."""
+    if record:
+        with socket.socket() as sock:
+            # As servers bind: a crashed one leaves TIME_WAIT connections on its port.
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                sock.bind(("127.0.0.1", int(record["port"])))
+            except OSError:
+                pass
+            else:
+                return int(record["port"])
+    return free_port()
+
+
+def _start_dolt(config: Config, logs: Path, port: int) -> dict[str, Any]:
     dolt = find_dolt()
     data_dir = config.state_dir / "dolt"
     home = config.state_dir / "dolt-home"  # DOLT_ROOT_PATH: keeps the user's ~/.dolt untouched
@@ -223,7 +250,6 @@ def _start_dolt(config: Config, logs: Path) -> dict[str, Any]:
                 check=True,
                 capture_output=True,
             )
-    port = free_port()
     pid = _spawn(
         [
             dolt,
@@ -253,10 +279,9 @@ def _allow_local_infile(port: int) -> None:
         conn.cursor().execute("SET GLOBAL local_infile = 1")
 
 
-def _start_mlflow(config: Config, logs: Path) -> dict[str, Any]:
+def _start_mlflow(config: Config, logs: Path, port: int) -> dict[str, Any]:
     root = config.state_dir / "mlflow"
     (root / "artifacts").mkdir(parents=True, exist_ok=True)
-    port = free_port()
     command = [
         sys.executable,
         "-m",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from platform_kit import env
 from platform_kit.config import Config
 from platform_kit.store.base import Store
 
@@ -12,7 +11,7 @@ def open_store(config: Config) -> Store:
 
     The password comes from DOLT_PASSWORD (never from platform.yaml).
     """
-    from platform_kit.services import dolt_endpoint
+    from platform_kit.services import dolt_endpoint, dolt_password
     from platform_kit.store.dolt import DoltStore
 
     endpoint = dolt_endpoint(config)
@@ -20,7 +19,7 @@ def open_store(config: Config) -> Store:
         host=endpoint.host,
         port=endpoint.port,
         user=endpoint.user,
-        password=env.get(env.DOLT_PASSWORD) or "",
+        password=dolt_password(config),
         database=config.dolt.database,
         main_branch=config.dolt.main_branch,
     )
