@@ -32,8 +32,11 @@ def retry(
         except Exception as exc:
             if attempt == attempts or not transient(exc):
                 raise
+            reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            if len(reason) > 160:  # urllib3's run to 400 characters; the cause comes last
+                reason = f"{reason[:100]} ... {reason[-50:]}"
             log.warning(
-                "%s failed (%s); retry %d/%d in %.1fs", what, exc, attempt, attempts - 1, delay
+                "%s failed (%s); retry %d/%d in %.1fs", what, reason, attempt, attempts - 1, delay
             )
             sleep(delay)
             delay = min(delay * 2, max_delay)

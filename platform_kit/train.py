@@ -6,7 +6,12 @@ in worker processes, N at once. While workers train, threads in this process log
 to MLflow (one call costs about 60 ms, so bookkeeping overlaps training rather than adding up):
 a run with params, metrics, tags and artifacts, then a version registered only after its
 artifacts are stored, then the ``production`` alias when ``promote_if`` passes or no version holds
-it yet. A failing model is reported and does not stop the others.
+it yet. A failing model is reported and does not stop the others; an MLflow server that stays
+unreachable stops the run (:class:`ServiceError`), since nothing more could be recorded.
+
+Interruptions leave nothing half-made: a version is registered only after its artifacts are
+stored, and a run killed between registering a version and moving the alias is finished by the
+next run (see :func:`~platform_kit.tracking.models.interrupted_promotion`).
 
 Trainers: ``package.module:function`` called as ``function(rows, params, out_dir) -> metrics``,
 or ``{command: "prog {data} {out}"}``: ``{data}`` is a CSV file of the rows (``{data_jsonl}`` the
@@ -38,12 +43,18 @@ from typing import Any
 
 from platform_kit import gitinfo
 from platform_kit.config import CommandTrainer, Config, PromoteIf, Trainer
-from platform_kit.errors import PlatformKitError, UsageError
+from platform_kit.errors import PlatformKitError, ServiceError, UsageError
 from platform_kit.models import Model, expand_models, model_state, read_rows, select_models
 from platform_kit.plan import ModelState, Reason, Shard, decide
 from platform_kit.store.base import Row, Store
 from platform_kit.tracking import models as tags
-from platform_kit.tracking.models import AliasState, ModelRegistry, RunRecord
+from platform_kit.tracking.models import (
+    AliasState,
+    ModelRegistry,
+    RunRecord,
+    as_recorded,
+    interrupted_promotion,
+)
 
 TRAINED, SKIPPED, FAILED = "trained", "skipped", "failed"
 LOG_THREADS = 4  # MLflow calls in flight at once: enough to hide ~60 ms per call
@@ -137,6 +148,9 @@ class _Outcome:
 
 
 def _init_worker(root: str) -> None:
+    # Pool workers outlive a parent killed with SIGKILL; training for nobody wastes the GPU.
+    parent = os.getppid()
+    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
     # A worker per core: more torch threads would only fight over the same cores.
     if root not in sys.path:
         sys.path.insert(0, root)
@@ -146,6 +160,12 @@ def _init_worker(root: str) -> None:
         torch.set_num_threads(1)
     except ImportError:  # command trainers need no torch
         pass
+
+
+def _exit_with(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(1.0)
+    os._exit(1)
 
 
 def _run_task(task: _Task) -> _Outcome:
@@ -283,7 +303,8 @@ def train(
     wanted = list(shard.models) if shard is not None else list(names or [])
     chosen = select_models(models, wanted) if wanted else models
     progress.start(len(chosen))
-    recorded = registry.recorded([m.name for m in chosen])
+    versions = registry.versions([m.name for m in chosen])
+    recorded = as_recorded(versions)
     aliases = registry.alias_states()
     base_tags = _base_tags(config, commit, branch)
 
@@ -291,17 +312,27 @@ def train(
     code_cache: dict[tuple[str, str], str] = {}
     lock = threading.Lock()
     temp_root = Path(tempfile.mkdtemp(prefix="platform-kit-train-"))
+    futures: list[cf.Future[_Outcome]] = []
+    lost: list[ServiceError] = []  # MLflow stayed unreachable: what cannot be recorded stops
 
     def finish(result: ModelResult) -> None:
         with lock:
             results[result.name] = result
         progress.done(result)
 
+    def give_up(error: ServiceError) -> None:
+        with lock:
+            lost.append(error)
+        for future in list(futures):
+            future.cancel()  # only those not yet running
+
     slots = threading.Semaphore(workers * 4)
     logger = cf.ThreadPoolExecutor(max_workers=LOG_THREADS, thread_name_prefix="mlflow")
     pool: cf.ProcessPoolExecutor | None = None
     try:
         for index, (model, rows) in enumerate(read_rows(store, chosen, commit)):
+            if lost:
+                break
             if isinstance(rows, PlatformKitError):
                 finish(ModelResult(model.name, FAILED, f"reading its rows: {rows}"))
                 continue
@@ -315,6 +346,10 @@ def train(
                 rows=state.rows,
             )
             if not decision.train:
+                state_now = aliases.get(model.name, AliasState([], None))
+                pending = interrupted_promotion(versions.get(model.name, []), state_now)
+                if pending is not None:
+                    _finish_promotion(registry, result, pending, state_now)
                 finish(result)
                 continue
             work = temp_root / f"{index:05d}"
@@ -335,19 +370,27 @@ def train(
                 pool.shutdown(wait=False)  # type: ignore[union-attr]
                 pool = _new_pool(min(workers, len(chosen)), config.root)
                 future = pool.submit(_run_task, task)
+            futures.append(future)
             future.add_done_callback(lambda _: slots.release())
             future.add_done_callback(
                 lambda f, job=job: logger.submit(  # type: ignore[misc]
-                    _record, registry, job, f, aliases, finish
+                    _record, registry, job, f, aliases, finish, give_up, lost
                 )
             )
         if pool is not None:
-            pool.shutdown(wait=True)
+            pool.shutdown(wait=True, cancel_futures=bool(lost))
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
         logger.shutdown(wait=True)
         shutil.rmtree(temp_root, ignore_errors=True)
+    if lost:
+        done = sum(1 for r in results.values() if r.status != FAILED)
+        raise ServiceError(
+            f"{lost[0].message}; {done} of {len(chosen)} models were recorded before it went",
+            hint="bring MLflow back ('platform-kit services up') and rerun: recorded models are"
+            " skipped, the rest train",
+        ) from lost[0]
     order = {m.name: i for i, m in enumerate(chosen)}
     return TrainReport(
         commit=commit,
@@ -373,9 +416,16 @@ def _record(
     future: cf.Future[_Outcome],
     aliases: Mapping[str, AliasState],
     finish: Callable[[ModelResult], None],
+    give_up: Callable[[ServiceError], None],
+    lost: Sequence[ServiceError],
 ) -> None:
     """Log one finished model to MLflow (runs on a logging thread)."""
     result = job.result
+    if future.cancelled() or lost:  # no point in waiting out MLflow's retries once more
+        result.status, result.reason = FAILED, "not recorded: the run stopped (MLflow unreachable)"
+        shutil.rmtree(job.work, ignore_errors=True)
+        finish(result)
+        return
     try:
         outcome = future.result()
     except Exception as exc:  # the worker process died
@@ -416,6 +466,9 @@ def _record(
         )
         result.promotion = why
         result.promoted = promote
+    except ServiceError as exc:
+        result.status, result.reason = FAILED, f"recording in MLflow: {exc}"
+        give_up(exc)
     except PlatformKitError as exc:
         result.status, result.reason = FAILED, f"recording in MLflow: {exc}"
     except Exception as exc:  # never lose a model's result to an unexpected error
@@ -423,6 +476,20 @@ def _record(
     finally:
         shutil.rmtree(job.work, ignore_errors=True)
         finish(result)
+
+
+def _finish_promotion(
+    registry: ModelRegistry, result: ModelResult, version: int, state: AliasState
+) -> None:
+    registry.move_alias(
+        result.name,
+        version,
+        reason=f"promoted: finishing the promotion an interrupted run began (v{version})",
+        state=state,
+    )
+    result.version, result.promoted = version, True
+    result.promotion = f"promoted: finished an interrupted promotion of version {version}"
+    result.reason += f"; gave version {version} the {registry.alias} alias an interrupted run left"
 
 
 def _reason_text(reason: Reason, detail: str) -> str:

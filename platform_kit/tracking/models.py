@@ -151,6 +151,30 @@ class AliasState:
     current: int | None  # the version holding the alias now
 
 
+def as_recorded(found: Mapping[str, Sequence[VersionInfo]]) -> dict[str, list[RecordedVersion]]:
+    """The planner's view of versions: those that carry the kit's tags."""
+    return {
+        name: [r for r in (v.recorded() for v in versions) if r is not None]
+        for name, versions in found.items()
+    }
+
+
+def interrupted_promotion(versions: Sequence[VersionInfo], state: AliasState) -> int | None:
+    """The latest version, when a run stopped between registering it and giving it the alias.
+
+    Its promotion tag says "promoted", yet the alias is elsewhere and the history never recorded
+    the move; or, for a model's first version (whose history rides on creating the model), the
+    model has no alias at all.
+    """
+    if not versions:
+        return None
+    latest = max(versions, key=lambda v: v.version)
+    if not latest.tags.get(PROMOTION, "").startswith("promoted") or state.current == latest.version:
+        return None
+    moved = {m.version for m in state.history}
+    return latest.version if state.current is None or latest.version not in moved else None
+
+
 @dataclass(frozen=True)
 class ModelSummary:
     name: str
@@ -217,10 +241,7 @@ class ModelRegistry:
 
     def recorded(self, names: Collection[str] | None = None) -> dict[str, list[RecordedVersion]]:
         """The planner's view of :meth:`versions`."""
-        out: dict[str, list[RecordedVersion]] = {}
-        for name, found in self.versions(names).items():
-            out[name] = [r for r in (v.recorded() for v in found) if r is not None]
-        return out
+        return as_recorded(self.versions(names))
 
     def alias_states(self) -> dict[str, AliasState]:
         """Model name -> its alias state, for every registered model of this project."""
@@ -401,19 +422,34 @@ class ModelRegistry:
             history = [AliasMove(1, "promote", now, promote)]
         created = self._ensure_model(name, history)
         all_tags = {**tags, PROJECT: self.project}
-        mv = call(
-            lambda: self.client.create_model_version(
-                name, source, run_id=run_id, tags=all_tags, await_creation_for=0
-            ),
-            f"register a version of model {name!r}",
-        )
-        version = int(mv.version)
+        version = self._create_version(name, source, run_id, all_tags)
         if promote is not None:
             if created and history is not None and version == 1:
                 self._set_alias(name, version)
             else:
                 self.move_alias(name, version, reason=promote, state=state)
         return version
+
+    def _create_version(
+        self, name: str, source: str, run_id: str | None, tags: Mapping[str, str]
+    ) -> int:
+        """Create a version once, even when a retry follows a request the server did handle
+        (it went down before answering): a retry first looks for the run's version."""
+        attempts = 0
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and run_id:
+                query = f"name = '{_quote(name)}' AND run_id = '{_quote(run_id)}'"
+                found = self.client.search_model_versions(filter_string=query)
+                if found:
+                    return found[0]
+            return self.client.create_model_version(
+                name, source, run_id=run_id, tags=dict(tags), await_creation_for=0
+            )
+
+        return int(call(create, f"register a version of model {name!r}").version)
 
     def tag_version(self, name: str, version: int, key: str, value: str) -> None:
         call(

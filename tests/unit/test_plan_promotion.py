@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from platform_kit.config import PromoteIf
-from platform_kit.tracking.models import AliasMove, parse_history, production_stack
+from platform_kit.retry import retry
+from platform_kit.tracking.models import (
+    PROMOTION,
+    AliasMove,
+    AliasState,
+    VersionInfo,
+    interrupted_promotion,
+    parse_history,
+    production_stack,
+)
 from platform_kit.train import promotion_decision
 
 
@@ -57,3 +68,50 @@ def test_promote_if_gates_later_versions() -> None:
 
 def test_no_gate_promotes() -> None:
     assert promotion_decision(None, {}, 2)[0]
+
+
+def version(number: int, promotion: str) -> VersionInfo:
+    return VersionInfo("m", number, "run", "src", {PROMOTION: promotion})
+
+
+def test_a_registered_but_unaliased_promotion_is_found() -> None:
+    promoted = [version(1, "promoted: no production version yet")]
+    # A first version: its history rides on creating the model, the alias never came.
+    assert interrupted_promotion(promoted, AliasState(moves((1, "promote")), None)) == 1
+    # A later version registered, the run gone before the alias moved and history was written.
+    later = [*promoted, version(2, "promoted: accuracy 0.9 meets min 0.8")]
+    assert interrupted_promotion(later, AliasState(moves((1, "promote")), 1)) == 2
+
+
+def test_finished_refused_and_rolled_back_promotions_are_left_alone() -> None:
+    one = [version(1, "promoted: no production version yet")]
+    assert interrupted_promotion(one, AliasState(moves((1, "promote")), 1)) is None
+    refused = [*one, version(2, "not promoted: accuracy 0.5 fails min 0.8; production stays v1")]
+    assert interrupted_promotion(refused, AliasState(moves((1, "promote")), 1)) is None
+    rolled = [*one, version(2, "promoted: no promote_if")]
+    history = moves((1, "promote"), (2, "promote"), (1, "rollback"))
+    assert interrupted_promotion(rolled, AliasState(history, 1)) is None
+    assert interrupted_promotion([], AliasState([], None)) is None
+
+
+def test_retry_backs_off_then_reraises_and_keeps_messages_short(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    waits: list[float] = []
+    calls = 0
+
+    def flaky() -> str:
+        nonlocal calls
+        calls += 1
+        raise ConnectionError("x" * 300 + " Connection refused")
+
+    try:
+        retry(flaky, transient=lambda e: True, what="op", attempts=4, sleep=waits.append)
+    except ConnectionError:
+        pass
+    else:
+        raise AssertionError("the last error must be re-raised")
+    assert calls == 4 and waits == [0.2, 0.4, 0.8]
+    messages = [r.getMessage() for r in caplog.records]
+    assert len(messages) == 3 and all(len(m) < 260 for m in messages)
+    assert all("Connection refused" in m for m in messages)
