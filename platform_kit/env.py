@@ -16,13 +16,22 @@ GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
 DOLT_PASSWORD = "DOLT_PASSWORD"
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
+# Read by MLflow's client itself, for a server behind authentication; the kit only redacts them.
+MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
+MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 # Where install-dolt.sh caches the dolt binary (and the kit looks for it).
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
 # Set by CI: a test whose service is missing fails instead of skipping.
 CI = "CI"
 
 # Values of these are never printed, logged, or recorded in MLflow.
-SECRET_VARIABLES = (GOOGLE_APPLICATION_CREDENTIALS, GITHUB_TOKEN, DOLT_PASSWORD)
+SECRET_VARIABLES = (
+    GOOGLE_APPLICATION_CREDENTIALS,
+    GITHUB_TOKEN,
+    DOLT_PASSWORD,
+    MLFLOW_TRACKING_TOKEN,
+    MLFLOW_TRACKING_PASSWORD,
+)
 
 
 def get(name: str, default: str | None = None) -> str | None:

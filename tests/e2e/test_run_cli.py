@@ -31,30 +31,51 @@ TAGS = (
 )
 
 
+# Values only a leak could put anywhere: the key's content, the token, the password.
+CANARY_KEY = "-----BEGIN PRIVATE KEY-----canary-google-key-3b7d-----END PRIVATE KEY-----"
+CANARIES = {
+    "GITHUB_TOKEN": "ghp_canaryToken0e91c4",
+    "DOLT_PASSWORD": "dolt-canary-pw-52aa",
+    "MLFLOW_TRACKING_PASSWORD": "mlflow-canary-pw-1f0d",
+}
+
+
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Any:
     root = tmp_path_factory.mktemp("example")
     shutil.copy(EXAMPLES / "platform.yaml", root / "platform.yaml")
     shutil.copytree(EXAMPLES / "sheets", root / "sheets")
     # A registry repository of this test's own, so reruns of the suite start clean.
+    repository = f"127.0.0.1:5000/e2e-{root.name.lower()}"
     text = (
-        (root / "platform.yaml")
-        .read_text()
-        .replace("127.0.0.1:5000/intent-adapters", f"127.0.0.1:5000/e2e-{root.name.lower()}")
+        (root / "platform.yaml").read_text().replace("127.0.0.1:5000/intent-adapters", repository)
     )
     (root / "platform.yaml").write_text(text)
     yield root
     cli("services", "down", cwd=root, check=False)
+    for image in docker_client.images.list(name=repository):  # vfs keeps full layer copies
+        for reference in image.tags:
+            docker_client.images.remove(reference, noprune=False)
 
 
-def test_both_phases_of_the_example(project: Path) -> None:
-    first = cli_json("run", cwd=project, timeout=1500)
+def secrets_env(project: Path) -> dict[str, str]:
+    # A realistic slip: the service-account key sits inside the project directory.
+    key = project / "secrets" / "google-key.json"
+    key.parent.mkdir(exist_ok=True)
+    key.write_text(json.dumps({"type": "service_account", "private_key": CANARY_KEY}))
+    return {**CANARIES, "GOOGLE_APPLICATION_CREDENTIALS": str(key)}
+
+
+def test_both_phases_of_the_example(project: Path, docker_client: Any) -> None:
+    done = cli("run", "--json", "--verbose", cwd=project, timeout=1500, env=secrets_env(project))
+    first = json.loads(done.stdout)
     if first["release_skipped"]:
         require("Docker engine", first["release_skipped"])
     assert len(first["trained"]) == 22 and not first["failed"]
     assert {s["sheet"] for s in first["sheets"] if s["commit"]} == {"customers", "examples"}
     tag1 = first["release"]["tag"]
     assert tag1 == manifest_md5(first["release"]["manifest"])
+    assert_no_secrets(project, done.stdout + done.stderr, first["release"], docker_client)
 
     shutil.copytree(EXAMPLES / "sheets-v2", project / "sheets", dirs_exist_ok=True)
     second = cli_json("run", cwd=project, timeout=1500)
@@ -104,3 +125,42 @@ def test_both_phases_of_the_example(project: Path) -> None:
     back = cli_json("lineage", "--dolt-commit", main, cwd=project)
     assert [r["tag"] for r in back["releases"]] == [tag2]
     json.dumps(lineage)  # machine-readable
+
+
+def assert_no_secrets(project: Path, output: str, release: Any, docker_client: Any) -> None:
+    """No canary in the output or logs, any MLflow param, tag or release manifest, or the image."""
+    canaries = [CANARY_KEY, *CANARIES.values()]
+
+    def clean(text: str, where: str) -> None:
+        leaked = [c for c in canaries if c in text]
+        assert not leaked, f"{leaked} leaked into {where}"
+
+    clean(output, "the output of 'platform-kit run'")
+    for log in (project / ".platform").rglob("*.log"):
+        clean(log.read_text(errors="replace"), str(log))
+    status = cli_json("services", "status", cwd=project)
+    uri = next(s["url"] for s in status["services"] if s["name"] == "mlflow")
+    client = MlflowClient(uri)
+    for experiment in client.search_experiments():
+        for run in client.search_runs([experiment.experiment_id], max_results=1000):
+            clean(json.dumps([run.data.params, run.data.tags]), f"run {run.info.run_name}")
+    for model in client.search_registered_models():
+        clean(json.dumps(model.tags), f"model {model.name}")
+    for version in client.search_model_versions(max_results=1000):
+        clean(json.dumps(version.tags), f"{version.name} v{version.version}")
+    releases = client.search_runs(
+        [client.get_experiment_by_name("platform-kit-releases").experiment_id]
+    )
+    for run in releases:
+        manifest = client.download_artifacts(run.info.run_id, "manifest.json")
+        clean(Path(manifest).read_text(), f"release {run.info.run_name}")
+
+    # docker save: the config (env, labels, history) and every layer, uncompressed.
+    reference = release["reference"]
+    image = docker_client.images.get(reference)
+    tail = b""
+    for chunk in image.save(named=True):
+        window = tail + chunk
+        for canary in canaries:
+            assert canary.encode() not in window, f"{canary!r} is in the image {reference}"
+        tail = window[-256:]
