@@ -66,6 +66,9 @@ class ValidationError(PlatformKitError):
         self.problems = list(problems)
 
     def __str__(self) -> str:
+        if len(self.problems) == 1:  # one line: the problem names sheet, row and column itself
+            only = self.problems[0]
+            return f"{only} ({self.hint})" if self.hint else only
         head = super().__str__()
         if not self.problems:
             return head

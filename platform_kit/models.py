@@ -26,7 +26,13 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from platform_kit.config import Config, ModelConfig, Trainer
-from platform_kit.errors import ConfigError, PlatformKitError, RefNotFoundError, UsageError
+from platform_kit.errors import (
+    ConfigError,
+    PlatformKitError,
+    RefNotFoundError,
+    StoreError,
+    UsageError,
+)
 from platform_kit.plan import (
     ModelState,
     Plan,
@@ -89,7 +95,8 @@ def expand_models(config: Config, store: Store, commit: str) -> list[Model]:
     """Every concrete model at ``commit``, in config order (families expand per row).
 
     Raises:
-        ConfigError: a family's rows lack a name field, give a bad or duplicate model name.
+        ConfigError: a family's query fails, or its rows lack a name field or give a bad or
+            duplicate model name.
     """
     out: list[Model] = []
     seen: dict[str, str] = {}
@@ -97,7 +104,16 @@ def expand_models(config: Config, store: Store, commit: str) -> list[Model]:
         if entry.for_each is None:
             models = [Model(entry.name, entry)]
         else:
-            rows = store.query(entry.for_each, None, commit)
+            try:
+                rows = store.query(entry.for_each, None, commit)
+            except RefNotFoundError:
+                raise
+            except StoreError as exc:
+                raise ConfigError(
+                    f"{config.path}: model family {entry.family!r}: its for_each query failed at "
+                    f"Dolt commit {commit[:12]}: {exc.message}",
+                    hint="fix 'for_each' in platform.yaml; nothing was trained",
+                ) from exc
             models = [_family_member(config, entry, row) for row in rows]
         for model in models:
             if not _MODEL_NAME.match(model.name):

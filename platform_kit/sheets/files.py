@@ -39,7 +39,12 @@ class FileSheetReader(SheetReader):
             return str(path)
 
 
+# csv's default cap (128 KiB a field) would hide validation's clearer "cell too long" error.
+_CSV_FIELD_LIMIT = 64 * 1024 * 1024
+
+
 def _read_csv(sheet: SheetConfig, path: Path) -> list[list[Any]]:
+    csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
             return [list(row) for row in csv.reader(handle)]

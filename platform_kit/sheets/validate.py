@@ -151,10 +151,9 @@ def _error(where: str, problems: list[str]) -> ValidationError:
     shown = problems[:MAX_PROBLEMS]
     if len(problems) > MAX_PROBLEMS:
         shown.append(f"... and {len(problems) - MAX_PROBLEMS} more")
+    count = f"{len(problems)} problem" + ("s" if len(problems) > 1 else "")
     return ValidationError(
-        f"{where}: {len(problems)} problem(s); nothing was written",
-        shown,
-        hint="fix the sheet and sync again",
+        f"{where}: {count}", shown, hint="nothing was written; fix the sheet and sync again"
     )
 
 
