@@ -387,7 +387,7 @@ def train(
     if lost:
         done = sum(1 for r in results.values() if r.status != FAILED)
         raise ServiceError(
-            f"{lost[0].message}; {done} of {len(chosen)} models were recorded before it went",
+            f"{lost[0].message}; training stopped with {done} of {len(chosen)} models done",
             hint="bring MLflow back ('platform-kit services up') and rerun: recorded models are"
             " skipped, the rest train",
         ) from lost[0]

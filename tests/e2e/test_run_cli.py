@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -46,7 +47,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Any
     shutil.copy(EXAMPLES / "platform.yaml", root / "platform.yaml")
     shutil.copytree(EXAMPLES / "sheets", root / "sheets")
     # A registry repository of this test's own, so reruns of the suite start clean.
-    repository = f"127.0.0.1:5000/e2e-{root.name.lower()}"
+    repository = f"127.0.0.1:5000/e2e-{uuid.uuid4().hex[:8]}"  # the registry outlives runs
     text = (
         (root / "platform.yaml").read_text().replace("127.0.0.1:5000/intent-adapters", repository)
     )

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ def write_csv(path: Path, header: list[Any], rows: list[list[Any]]) -> None:
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Iterator[Path]:
     root = tmp_path_factory.mktemp("badinput")
-    repository = f"{REGISTRY}/bad-input-{root.name.lower()}"
+    repository = f"{REGISTRY}/bad-input-{uuid.uuid4().hex[:8]}"  # the registry outlives runs
     (root / "platform.yaml").write_text(CONFIG.replace("REPOSITORY", repository))
     write_csv(root / "people.csv", HEADER, [GOOD, ["p2", "Bob", "", "", "no", "", "", ""]])
     config = load_config(root / "platform.yaml")
