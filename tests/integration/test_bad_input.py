@@ -78,15 +78,17 @@ def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
     write_csv(root / "people.csv", HEADER, [GOOD, ["p2", "Bob", "", "", "no", "", "", ""]])
     config = load_config(root / "platform.yaml")
     try:
-        svc.services_up(config)
-    except Exception as exc:
-        require("dolt sql-server / mlflow server", str(exc))
-    assert main(["--config", str(root / "platform.yaml"), "run"]) == 0
-    yield root
-    svc.services_down(config)
-    for image in docker_client.images.list(name=repository):
-        for reference in image.tags:
-            docker_client.images.remove(reference, noprune=False)
+        try:
+            svc.services_up(config)
+        except Exception as exc:
+            require("dolt sql-server / mlflow server", str(exc))
+        assert main(["--config", str(root / "platform.yaml"), "run"]) == 0
+        yield root
+    finally:
+        svc.services_down(config)
+        for image in docker_client.images.list(name=repository):
+            for reference in image.tags:
+                docker_client.images.remove(reference, noprune=False)
 
 
 def snapshot(root: Path) -> dict[str, Any]:

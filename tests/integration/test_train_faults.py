@@ -66,14 +66,15 @@ def project(tmp_path: Path) -> Iterator[Config]:
         out.writerows([f"{g}-{i}", g, f"row {i} of {g}"] for g in GROUPS for i in range(20))
     config = load_config(tmp_path / "platform.yaml")
     try:
-        svc.services_up(config)
-    except Exception as exc:
-        require("dolt sql-server / mlflow server", str(exc))
-    done = kit("sync", "--branch", "main", cwd=tmp_path)
-    code, _, err = finish(done)
-    assert code == 0, err
-    yield config
-    svc.services_down(config)
+        try:
+            svc.services_up(config)
+        except Exception as exc:
+            require("dolt sql-server / mlflow server", str(exc))
+        code, _, err = finish(kit("sync", "--branch", "main", cwd=tmp_path))
+        assert code == 0, err
+        yield config
+    finally:
+        svc.services_down(config)  # also when a test killed MLflow and left it down
 
 
 def client(config: Config) -> MlflowClient:
