@@ -206,6 +206,12 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert not again.built and not again.recorded and again.tag == tag
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
+    # A build that pushed and then lost MLflow left no record: the next build only records it.
+    client.delete_run(log.find(tag).run_id)  # type: ignore[union-attr]
+    repaired = release.build_release(config)
+    assert not repaired.built and repaired.recorded and repaired.tag == tag
+    assert [r.tag for r in log.all() if r.image == image] == [tag]
+
     # Both models move on: the second release.
     v2 = {a: model_version(client, a, tmp_path, 5.0), b: model_version(client, b, tmp_path, 0.0)}
     second = release.build_release(config)
