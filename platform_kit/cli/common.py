@@ -16,8 +16,17 @@ from platform_kit.config import DEFAULT_CONFIG, Config, load_config
 Handler = Callable[[argparse.Namespace], int]
 
 # stdout carries results (and only JSON with --json); progress and notes go to stderr.
-stdout = Console(highlight=False, soft_wrap=True)
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+# Piped or captured (CI logs, `| less`), rich would cut trees and tables at 80 columns.
+_PIPED_WIDTH = 160
+stdout = Console(
+    highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH
+)
+stderr = Console(
+    stderr=True,
+    highlight=False,
+    soft_wrap=True,
+    width=None if sys.stderr.isatty() else _PIPED_WIDTH,
+)
 
 
 GLOBAL_DEFAULTS = {"config": DEFAULT_CONFIG, "json": False, "verbose": False}
