@@ -50,7 +50,7 @@ typecheck: venv
 	$(VENV)/bin/mypy
 
 test: venv dolt docker lint typecheck
-	$(VENV)/bin/pytest -q $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q --durations=12 $(PYTEST_ARGS)
 
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit
