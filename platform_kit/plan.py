@@ -28,6 +28,7 @@ class Reason(StrEnum):
     PARAMS_CHANGED = "params changed"
     CODE_CHANGED = "code changed"
     FORCED = "forced"
+    PROMOTION = "promotion interrupted"  # train finishes it without retraining
     UNCHANGED = "unchanged"
 
 
@@ -60,6 +61,8 @@ class RecordedVersion:
     dolt_commit: str = ""
     query: str = ""  # hash of the query and its parameters (see models.query_hash)
     rows: int | None = None
+    # Registered as promoted, but the run stopped before it got the alias.
+    promotion_pending: bool = False
 
     def same_inputs(self, state: ModelState) -> bool:
         return (
@@ -135,6 +138,10 @@ def decide(
     if latest is None:
         return decision(True, Reason.NEW_MODEL, "no version yet")
     match = next((v for v in versions if v.same_inputs(state)), None)
+    if match is not None and match.promotion_pending and match.version == latest.version:
+        return decision(
+            True, Reason.PROMOTION, f"version {match.version} never got the alias; not retrained"
+        )
     if match is not None:
         return decision(
             False, Reason.UNCHANGED, f"same data, trainer and params as version {match.version}"

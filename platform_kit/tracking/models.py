@@ -15,7 +15,7 @@ import json
 import os
 import threading
 from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -240,8 +240,18 @@ class ModelRegistry:
         return out
 
     def recorded(self, names: Collection[str] | None = None) -> dict[str, list[RecordedVersion]]:
-        """The planner's view of :meth:`versions`."""
-        return as_recorded(self.versions(names))
+        """The planner's view of :meth:`versions`, interrupted promotions marked."""
+        found = self.versions(names)
+        out = as_recorded(found)
+        states = self.alias_states()
+        for name, versions in found.items():
+            pending = interrupted_promotion(versions, states.get(name, AliasState([], None)))
+            if pending is not None:
+                out[name] = [
+                    replace(r, promotion_pending=True) if r.version == pending else r
+                    for r in out[name]
+                ]
+        return out
 
     def alias_states(self) -> dict[str, AliasState]:
         """Model name -> its alias state, for every registered model of this project."""

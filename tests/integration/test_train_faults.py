@@ -9,6 +9,7 @@ model, each holding the production alias.
 from __future__ import annotations
 
 import csv
+import json
 import os
 import signal
 import subprocess
@@ -202,6 +203,11 @@ def test_interrupted_promotion_is_finished_by_the_next_run(project: Config) -> N
     assert code == 0, err
     # As if the run died right after registering tf-g03's version: no alias was set.
     client(project).delete_registered_model_alias("tf-g03", "production")
+    # plan gives it a job (so the GitHub matrix runs one), train finishes it without retraining.
+    code, out, err = finish(kit("plan", "--json", cwd=project.root))
+    assert code == 0, err
+    planned = {m["name"]: m["reason"] for m in json.loads(out)["models"] if m["train"]}
+    assert planned == {"tf-g03": "promotion interrupted"}
     code, out, err = finish(kit("train", "--json", cwd=project.root))
     assert code == 0, err
     assert '"trained": 0' in out and "interrupted run left" in out

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from platform_kit.config import PromoteIf
+from platform_kit.plan import ModelState, Reason, RecordedVersion, decide
 from platform_kit.retry import retry
 from platform_kit.tracking.models import (
     PROMOTION,
@@ -115,3 +116,13 @@ def test_retry_backs_off_then_reraises_and_keeps_messages_short(
     messages = [r.getMessage() for r in caplog.records]
     assert len(messages) == 3 and all(len(m) < 260 for m in messages)
     assert all("Connection refused" in m for m in messages)
+
+
+def test_an_interrupted_promotion_is_planned_but_not_retrained() -> None:
+    state = ModelState("m", "fp", "t", "c", "p")
+    done = RecordedVersion("m", 1, "fp", "t", "c", "p")
+    pending = RecordedVersion("m", 1, "fp", "t", "c", "p", promotion_pending=True)
+    assert decide(state, [done]).reason is Reason.UNCHANGED
+    planned = decide(state, [pending])
+    assert planned.train and planned.reason is Reason.PROMOTION
+    assert "not retrained" in planned.detail
