@@ -16,7 +16,6 @@ import pytest
 
 from platform_kit import services as svc
 from platform_kit.config import Config, DoltServer, load_config
-from platform_kit.errors import PlatformKitError
 
 REGISTRY = os.environ.get("PLATFORM_KIT_REGISTRY", "127.0.0.1:5000")
 
@@ -63,17 +62,22 @@ def write_project(root: Path, body: str = "") -> Config:
     return load_config(root / "platform.yaml")
 
 
-@pytest.fixture(scope="session")
-def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
-    """A real dolt sql-server and MLflow server for the whole test session."""
-    config = write_project(tmp_path_factory.mktemp("services"))
+def start_services(config: Config) -> None:
+    """'services up' for a project's own servers; a failure fails the test (never skips in CI)."""
     try:
         statuses = svc.services_up(config)
-    except PlatformKitError as exc:
+    except Exception as exc:
         require("dolt sql-server / mlflow server", str(exc))
     bad = [s for s in statuses if not s.healthy]
     if bad:
         require(", ".join(s.name for s in bad), "not healthy after 'services up'")
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
+    """A real dolt sql-server and MLflow server for the whole test session."""
+    config = write_project(tmp_path_factory.mktemp("services"))
+    start_services(config)
     yield Services(config, svc.dolt_endpoint(config), svc.mlflow_uri(config))
     svc.services_down(config)
 

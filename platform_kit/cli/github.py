@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from pathlib import Path
 
 from platform_kit.cli.common import config_of, emit, note, stdout
@@ -74,10 +75,8 @@ def _render_dispatch(result: DispatchResult) -> None:
         )
 
 
-def _watch(args: argparse.Namespace) -> int:
-    from platform_kit.store import open_store
-
-    config = config_of(args)
+def _reporter(args: argparse.Namespace, config: Config) -> Callable[[WatchEvent], None]:
+    """How watch and webhook report each event: a JSON line or a line for people."""
 
     def report(event: WatchEvent) -> None:
         if args.json:
@@ -85,13 +84,20 @@ def _watch(args: argparse.Namespace) -> int:
         else:
             _render_event(config, event)
 
+    return report
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from platform_kit.store import open_store
+
+    config = config_of(args)
     watch(
         config,
         open_store(config),
         once=args.once,
         interval=args.interval,
         state_path=args.state,
-        report=report,
+        report=_reporter(args, config),
     )
     return 0
 
@@ -101,14 +107,9 @@ def _webhook(args: argparse.Namespace) -> int:
     from platform_kit.store import open_store
 
     config = config_of(args)
-
-    def report(event: WatchEvent) -> None:
-        if args.json:
-            emit(args, event.to_json())
-        else:
-            _render_event(config, event)
-
-    receiver = receiver_for(config, open_store(config), state_path=args.state, report=report)
+    receiver = receiver_for(
+        config, open_store(config), state_path=args.state, report=_reporter(args, config)
+    )
     server = make_server(receiver, args.host, args.port, args.path)
     host, port = server.server_address[:2]
     note(f"receiving DoltHub hooks at http://{host!s}:{port}{args.path} (Ctrl-C stops)")

@@ -7,13 +7,25 @@ stream is scanned; SDK exceptions are translated into :class:`ReleaseError` here
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError
 
 log = logging.getLogger(__name__)
+
+
+def _follow(what: str, start: Callable[[], Iterable[Any]], hint: str | None = None) -> None:
+    """Run a streamed push or pull; the engine reports most failures inside the stream."""
+    import docker.errors
+
+    try:
+        error = stream_error(start())
+    except docker.errors.APIError as exc:
+        raise ReleaseError(f"{what} failed: {exc.explanation}") from exc
+    if error is not None:
+        raise ReleaseError(f"{what} failed: {error}", hint=hint)
 
 
 def stream_error(lines: Iterable[Mapping[str, Any]]) -> str | None:
@@ -88,29 +100,17 @@ class Engine:
 
     def push(self, repository: str, tag: str) -> None:
         """Push ``repository:tag``; raises ReleaseError on any error the stream reports."""
-        import docker.errors
-
-        try:
-            lines = self.client.images.push(repository, tag=tag, stream=True, decode=True)
-            error = stream_error(lines)
-        except docker.errors.APIError as exc:
-            raise ReleaseError(f"pushing {repository}:{tag} failed: {exc.explanation}") from exc
-        if error is not None:
-            raise ReleaseError(
-                f"pushing {repository}:{tag} failed: {error}",
-                hint="check that the registry accepts pushes ('docker login', disk space)",
-            )
+        _follow(
+            f"pushing {repository}:{tag}",
+            lambda: self.client.images.push(repository, tag=tag, stream=True, decode=True),
+            hint="check that the registry accepts pushes ('docker login', disk space)",
+        )
 
     def pull(self, repository: str, tag: str) -> None:
-        import docker.errors
-
-        try:
-            lines = self.client.api.pull(repository, tag=tag, stream=True, decode=True)
-            error = stream_error(lines)
-        except docker.errors.APIError as exc:
-            raise ReleaseError(f"pulling {repository}:{tag} failed: {exc.explanation}") from exc
-        if error is not None:
-            raise ReleaseError(f"pulling {repository}:{tag} failed: {error}")
+        _follow(
+            f"pulling {repository}:{tag}",
+            lambda: self.client.api.pull(repository, tag=tag, stream=True, decode=True),
+        )
 
     def tag(self, source: str, repository: str, tag: str) -> None:
         self._image(source).tag(repository, tag=tag)

@@ -24,7 +24,7 @@ from platform_kit import services as svc
 from platform_kit.cli import main
 from platform_kit.config import load_config
 from platform_kit.store import open_store
-from tests.conftest import require
+from tests.conftest import start_services
 from tests.unit.test_validate import GOOD, HEADER, MALFORMED
 
 REGISTRY = "127.0.0.1:5000"
@@ -78,10 +78,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
     write_csv(root / "people.csv", HEADER, [GOOD, ["p2", "Bob", "", "", "no", "", "", ""]])
     config = load_config(root / "platform.yaml")
     try:
-        try:
-            svc.services_up(config)
-        except Exception as exc:
-            require("dolt sql-server / mlflow server", str(exc))
+        start_services(config)
         assert main(["--config", str(root / "platform.yaml"), "run"]) == 0
         yield root
     finally:

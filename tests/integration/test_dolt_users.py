@@ -14,7 +14,7 @@ import pytest
 
 from platform_kit import services as svc
 from platform_kit.config import Config, DoltServer
-from tests.conftest import require, write_project
+from tests.conftest import start_services, write_project
 
 SCRIPT = Path(__file__).resolve().parents[2] / "infra" / "dolt-users.py"
 PASSWORDS = {
@@ -28,10 +28,7 @@ PASSWORDS = {
 def private_dolt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoltServer]:
     """A server of its own: branch control is server-wide, so the shared one is left alone."""
     config: Config = write_project(tmp_path_factory.mktemp("dolt-users"))
-    try:
-        svc.services_up(config)
-    except Exception as exc:
-        require("dolt sql-server", str(exc))
+    start_services(config)
     endpoint = svc.dolt_endpoint(config)
     with mysql.connector.connect(host=endpoint.host, port=endpoint.port, user="root") as conn:
         conn.cursor().execute("CREATE DATABASE training")

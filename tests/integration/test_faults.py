@@ -19,7 +19,7 @@ import pytest
 from platform_kit import services as svc
 from platform_kit.config import Config, load_config
 from platform_kit.store import open_store
-from tests.conftest import require
+from tests.conftest import start_services
 
 ROWS = 60_000
 
@@ -55,10 +55,7 @@ def project(tmp_path_factory: pytest.TempPathFactory) -> Config:
     )
     write_sheet(root / "big.csv", ROWS)
     config = load_config(root / "platform.yaml")
-    try:
-        svc.services_up(config)
-    except Exception as exc:
-        require("dolt sql-server / mlflow server", str(exc))
+    start_services(config)
     yield config
     svc.services_down(config)
 

@@ -23,7 +23,7 @@ from mlflow.tracking import MlflowClient
 
 from platform_kit import services as svc
 from platform_kit.config import Config, load_config
-from tests.conftest import require
+from tests.conftest import start_services
 
 GROUPS = [f"g{i:02d}" for i in range(10)]
 TRAINER = """\
@@ -68,10 +68,7 @@ def project(tmp_path: Path) -> Iterator[Config]:
         out.writerows([f"{g}-{i}", g, f"row {i} of {g}"] for g in GROUPS for i in range(20))
     config = load_config(tmp_path / "platform.yaml")
     try:
-        try:
-            svc.services_up(config)
-        except Exception as exc:
-            require("dolt sql-server / mlflow server", str(exc))
+        start_services(config)
         code, _, err = finish(kit("sync", "--branch", "main", cwd=tmp_path))
         assert code == 0, err
         yield config
