@@ -30,7 +30,7 @@ from platform_kit.release.manifest import manifest_md5
 from platform_kit.services import free_port
 from platform_kit.store.dolt import DoltStore
 from platform_kit.tracking.releases import ROLLBACK, ReleaseLog
-from tests.conftest import REGISTRY, Services
+from tests.conftest import REGISTRY, Services, require
 from training.bow import BowModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -125,7 +125,7 @@ def readonly_registry(tmp_path: Path) -> Iterator[str]:
             stderr=subprocess.DEVNULL,
         )
     except FileNotFoundError:
-        pytest.skip("docker-registry is not installed (infra/docker-up.sh installs it)")
+        require("docker-registry", "not installed (infra/docker-up.sh installs it)")
     try:
         for _ in range(50):
             try:
