@@ -8,9 +8,11 @@ resolves its ref to a full commit hash first so callers can record exactly what 
 
 from __future__ import annotations
 
+import math
 import re
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -22,6 +24,11 @@ Key = tuple[Any, ...]
 
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
+# Lock names and claim keys: printable, no quotes or whitespace; the kit builds them from
+# branch names, commit hashes and workflow names.
+_TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=-]*$")
+MAX_LOCK_NAME = 200
+MAX_CLAIM_KEY = 255  # the VARCHAR width of platform_kit.claims.key
 
 
 @dataclass(frozen=True)
@@ -103,7 +110,8 @@ class Store(ABC):
         return self._create_branch(name, start_point)
 
     def resolve(self, ref: str) -> str:
-        """The full commit hash a branch, tag or (short) hash points to.
+        """The full commit hash a branch, tag, full hash, ``HEAD`` (the main branch) or an
+        ancestor of one (``main~2``, ``main^``) points to. Short hashes are not refs in Dolt.
 
         Raises:
             RefNotFoundError: no such ref.
@@ -145,7 +153,8 @@ class Store(ABC):
             expected_head: when given, fail instead of writing if the branch moved since.
 
         Returns:
-            The new commit hash, or None when there was nothing to change (no commit made).
+            The new commit hash, or None when there was nothing to change (no commit made): no
+            changes, or rows written exactly as they already were.
 
         Raises:
             StoreError: the write failed; the branch head is unchanged.
@@ -185,6 +194,36 @@ class Store(ABC):
         """Commits reachable from ``ref``, newest first."""
         return self._log(ref, limit)
 
+    # -- coordination between processes and machines
+
+    def lock(self, name: str, timeout: float = 600.0) -> AbstractContextManager[None]:
+        """A named lock held, while the ``with`` block runs, against every other holder.
+
+        Dolt: ``GET_LOCK`` on a connection of its own, so it excludes other processes and
+        machines that use the same server; the lock is released when the block ends or the
+        holder's connection drops (a killed holder never leaves it stuck). Not re-entrant: a
+        second ``lock(name)`` in the same process waits like any other holder.
+
+        Raises:
+            StoreError: the lock was still held by another after ``timeout`` seconds.
+        """
+        check_token(name, "lock name", MAX_LOCK_NAME)
+        if not (timeout >= 0 and math.isfinite(timeout)):
+            raise StoreError(f"lock {name!r}: timeout must be a number of seconds >= 0")
+        return self._lock(name, float(timeout))
+
+    def claim(self, key: str) -> bool:
+        """Record ``key`` once, for good: True for the first caller ever, False afterwards.
+
+        Atomic across processes and machines sharing the server (a primary key in the kit's
+        bookkeeping database ``platform_kit``, which no commit or branch touches).
+
+        Raises:
+            StoreError: the bookkeeping table is missing and this user may not create it.
+        """
+        check_token(key, "claim key", MAX_CLAIM_KEY)
+        return self._claim(key)
+
     # -- hooks for backends
 
     @abstractmethod
@@ -206,7 +245,7 @@ class Store(ABC):
     @abstractmethod
     def _commit_changes(
         self, branch: str, changes: Sequence[ChangeSet], message: str, expected_head: str | None
-    ) -> str: ...
+    ) -> str | None: ...
     @abstractmethod
     def _merge(self, branch: str, into: str, message: str | None) -> MergeResult: ...
     @abstractmethod
@@ -217,6 +256,10 @@ class Store(ABC):
     def _changed_tables(self, from_ref: str, to_ref: str) -> list[str]: ...
     @abstractmethod
     def _log(self, ref: str, limit: int) -> list[Commit]: ...
+    @abstractmethod
+    def _lock(self, name: str, timeout: float) -> AbstractContextManager[None]: ...
+    @abstractmethod
+    def _claim(self, key: str) -> bool: ...
 
 
 def check_identifier(name: str) -> str:
@@ -229,3 +272,12 @@ def check_branch(name: str) -> str:
     if not _BRANCH.match(name) or ".." in name:
         raise StoreError(f"{name!r} is not a valid branch name")
     return name
+
+
+def check_token(value: str, what: str, max_length: int) -> str:
+    if not _TOKEN.match(value) or len(value) > max_length:
+        raise StoreError(
+            f"{value!r} is not a valid {what} (at most {max_length} letters, digits and "
+            "_ . : / @ + = -, not starting with a symbol)"
+        )
+    return value

@@ -8,17 +8,23 @@ transaction that ends with ``DOLT_COMMIT``: a killed writer leaves the branch he
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import hashlib
+import logging
+import math
 import os
 import re
 import tempfile
+import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import mysql.connector
 from mysql.connector.abstracts import MySQLConnectionAbstract
 
+from platform_kit import env
 from platform_kit.errors import MergeConflictError, RefNotFoundError, ServiceError, StoreError
 from platform_kit.retry import retry
 from platform_kit.store.base import (
@@ -52,8 +58,32 @@ _BATCH = 2000  # rows per multi-row statement: few round trips, well under max_a
 # ~2.5x batched INSERTs here); servers that refuse it get batched INSERTs instead.
 BULK_ROWS = 5000
 LOCK_TIMEOUT = 120  # seconds a writer waits for another one on the same branch
+CLAIM_LOCK_TIMEOUT = 60  # seconds a claim waits for another claim to finish
+_LOCK_POLL = 5  # seconds per GET_LOCK call: long waits stay interruptible
 _TRANSIENT_ERRNOS = {2003, 2006, 2013, 2055}  # cannot connect, gone away, lost connection
+_DUPLICATE_KEY, _SERIALIZATION_FAILURE = 1062, 1213
+_MISSING_ERRNOS = {1049, 1146}  # database not found, table not found
 _COMMIT_HASH = re.compile(r"^[0-9a-v]{32}$")
+_REFUSED = re.compile(r"command denied|access denied|does not have the correct permissions", re.I)
+_BRANCH_REFUSED = re.compile(r"permissions on branch `([^`]+)`")
+# What a refused statement was, for the error: its verb, and the object of DDL and LOAD DATA.
+_STATEMENT_KIND = re.compile(
+    r"^\s*(CALL\s+\w+|(?:CREATE|ALTER|DROP)\s+(?:TABLE|DATABASE)\s+(?:IF\s+(?:NOT\s+)?EXISTS\s+)?"
+    r"(?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?|LOAD\s+DATA(?:\s+LOCAL\s+INFILE)?|"
+    r"(?:INSERT|REPLACE)\s+INTO\s+(?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?|SET\s+GLOBAL|\w+)",
+    re.I,
+)
+USERS_HINT = "an admin runs infra/dolt-users.py, which gives each kit user what its jobs need"
+
+# The kit's bookkeeping, outside the data database: rows no commit, branch or merge touches.
+# infra/dolt-users.py creates the same table for deployments whose users may not.
+BOOKKEEPING_DATABASE = "platform_kit"
+CLAIMS_DDL = (
+    f"CREATE TABLE IF NOT EXISTS `{BOOKKEEPING_DATABASE}`.`claims` "
+    "(`key` VARCHAR(255) NOT NULL PRIMARY KEY, claimed_at DATETIME(6) NOT NULL)"
+)
+
+log = logging.getLogger(__name__)
 
 
 def kit_type(sql_type: str) -> str:
@@ -76,6 +106,14 @@ def kit_type(sql_type: str) -> str:
 
 def _q(identifier: str) -> str:
     return f"`{identifier}`"  # callers have validated identifiers (base.check_identifier)
+
+
+def lock_key(scope: str, name: str) -> str:
+    """A GET_LOCK name: server-wide, so prefixed; MySQL caps them at 64 characters."""
+    full = f"platform-kit/{scope}/{name}"
+    if len(full) <= 64:
+        return full
+    return f"{full[:40]}#{hashlib.sha256(full.encode()).hexdigest()[:23]}"
 
 
 class DoltStore(Store):
@@ -126,33 +164,64 @@ class DoltStore(Store):
                     f"Dolt at {self.host}:{self.port} is unreachable ({exc.msg})",
                     hint="check 'platform-kit services status'",
                 ) from exc
-            if database and "database not found" in str(exc).lower():
+            text = str(exc.msg)
+            if database and "database not found" in text.lower():
                 raise RefNotFoundError(f"no such Dolt database or ref: {database!r}") from exc
-            raise StoreError(f"Dolt refused the connection: {exc.msg}") from exc
+            if "using password" in text.lower():
+                raise StoreError(
+                    f"Dolt at {self.host}:{self.port} refused the login of user {self.user!r}",
+                    hint="check DOLT_USER and DOLT_PASSWORD",
+                ) from exc
+            if database and "access denied" in text.lower():
+                raise StoreError(
+                    f"Dolt refused user {self.user!r} access to database {database.split('/')[0]!r}",
+                    hint=f"grant the user rights on it: {USERS_HINT}",
+                ) from exc
+            raise StoreError(f"Dolt refused the connection: {env.redact(text)}") from exc
 
     @contextmanager
     def _cursor(self, database: str | None, *, dictionary: bool = False) -> Iterator[Any]:
         conn = self._connect(database)
+        cur: Any = None
         try:
-            yield conn.cursor(dictionary=dictionary)
+            cur = conn.cursor(dictionary=dictionary)
+            yield cur
         except mysql.connector.Error as exc:
-            raise _translate(exc) from exc
+            raise self._translate(exc, cur) from exc
         finally:
             conn.close()
+
+    def _translate(self, exc: mysql.connector.Error, cur: Any, doing: str = "") -> Exception:
+        return _translate(exc, doing, statement=_statement(cur), user=self.user)
 
     def _db(self, ref: str | None = None) -> str:
         return f"{self.database}/{ref}" if ref else self.database
 
-    def _rows(self, sql: str, params: Any = None, *, ref: str | None = None) -> list[Row]:
-        with self._cursor(self._db(ref), dictionary=True) as cur:
+    def _rows(
+        self, sql: str, params: Any = None, *, ref: str | None = None, database: str | None = ""
+    ) -> list[Row]:
+        with self._cursor(self._db(ref) if database == "" else database, dictionary=True) as cur:
             cur.execute(sql, params or None)
             return list(cur.fetchall())
 
     # -- databases and branches
 
     def _create_database(self) -> None:
-        with self._cursor(None) as cur:
-            cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(self.database)}")
+        # Never CREATE DATABASE one that exists: a user with rights on that database only may
+        # not run it at all, even with IF NOT EXISTS.
+        if not self._database_exists(self.database):
+            with self._cursor(None) as cur:
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(self.database)}")
+
+    def _database_exists(self, name: str) -> bool:
+        """Whether ``name`` exists and this user may see it (both needed to use it)."""
+        return bool(
+            self._rows(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE LOWER(SCHEMA_NAME) = LOWER(%s)",
+                (name,),
+                database=None,
+            )
+        )
 
     def _branches(self) -> dict[str, str]:
         return {r["name"]: r["hash"] for r in self._rows("SELECT name, hash FROM dolt_branches")}
@@ -215,13 +284,14 @@ class DoltStore(Store):
 
     def _commit_changes(
         self, branch: str, changes: Sequence[ChangeSet], message: str, expected_head: str | None
-    ) -> str:
+    ) -> str | None:
         if branch not in self._branches():
             raise RefNotFoundError(f"no branch {branch!r} in Dolt database {self.database!r}")
         conn = self._connect(self._db(branch), autocommit=False)
+        cur: Any = None
         try:
-            cur: Any = conn.cursor()
-            self._lock(cur, branch)
+            cur = conn.cursor()
+            self._branch_lock(cur, branch)
             # Leftovers of a writer killed mid-transaction live only in the working set; drop them.
             cur.execute("CALL DOLT_RESET('--hard')")
             cur.fetchall()
@@ -235,31 +305,34 @@ class DoltStore(Store):
                     hint="another writer got there first; run the command again",
                 )
             for change in changes:
-                _apply(cur, change)
-            cur.execute("CALL DOLT_COMMIT('-A', '-m', %s)", (message,))
+                _apply(cur, change, self.user)
+            try:
+                cur.execute("CALL DOLT_COMMIT('-A', '-m', %s)", (message,))
+            except mysql.connector.Error as exc:
+                if "nothing to commit" not in str(exc.msg).lower():
+                    raise
+                conn.rollback()  # every row written was already there as it is
+                return None
             commit = str(cur.fetchone()[0])
             cur.fetchall()
             conn.commit()
             return commit
         except mysql.connector.Error as exc:
             conn.rollback()
-            raise _translate(exc, f"writing to branch {branch!r}") from exc
+            raise self._translate(exc, cur, f"writing to branch {branch!r}") from exc
         except BaseException:
             conn.rollback()
             raise
         finally:
             conn.close()
 
-    def _lock(self, cur: Any, branch: str) -> None:
+    def _branch_lock(self, cur: Any, branch: str) -> None:
         """Hold the branch's write lock until the connection closes.
 
         Dolt merges concurrent transactions on one branch instead of failing one, so writers are
         serialized with a named lock; a loser then sees that the head moved.
         """
-        cur.execute(
-            "SELECT GET_LOCK(%s, %s)", (f"platform-kit/{self.database}/{branch}"[:64], LOCK_TIMEOUT)
-        )
-        if cur.fetchone()[0] != 1:
+        if not _get_lock(cur, lock_key(f"{self.database}/branch", branch), LOCK_TIMEOUT):
             raise StoreError(
                 f"another writer has held branch {branch!r} for {LOCK_TIMEOUT}s",
                 hint="wait for it to finish, then run the command again",
@@ -267,9 +340,10 @@ class DoltStore(Store):
 
     def _merge(self, branch: str, into: str, message: str | None) -> MergeResult:
         conn = self._connect(self._db(into), autocommit=False)
+        cur: Any = None
         try:
-            cur: Any = conn.cursor()
-            self._lock(cur, into)
+            cur = conn.cursor()
+            self._branch_lock(cur, into)
             conn.commit()  # a fresh transaction: see the head as it is after the wait
             before = self.resolve(into)
             args = (branch, "-m", message) if message else (branch,)
@@ -291,7 +365,7 @@ class DoltStore(Store):
             conn.commit()
         except mysql.connector.Error as exc:
             conn.rollback()
-            raise _translate(exc, f"merging {branch!r} into {into!r}") from exc
+            raise self._translate(exc, cur, f"merging {branch!r} into {into!r}") from exc
         finally:
             conn.close()
         after = self.resolve(into)
@@ -344,8 +418,102 @@ class DoltStore(Store):
         )
         return [Commit(r["commit_hash"], r["committer"], r["date"], r["message"]) for r in rows]
 
+    # -- coordination
 
-def _apply(cur: Any, change: ChangeSet) -> None:
+    def _lock(self, name: str, timeout: float) -> AbstractContextManager[None]:
+        return self._held(name, timeout)
+
+    @contextmanager
+    def _held(self, name: str, timeout: float) -> Iterator[None]:
+        # A connection of its own, open while the lock is held: the lock dies with it, so a
+        # killed holder frees it. (If the server drops the connection, the lock is lost too.)
+        conn = self._connect(None)
+        try:
+            cur: Any = conn.cursor()
+            try:
+                got = _get_lock(cur, lock_key(self.database, name), timeout)
+            except mysql.connector.Error as exc:
+                raise self._translate(exc, cur, f"taking lock {name!r}") from exc
+            if not got:
+                raise StoreError(
+                    f"lock {name!r} is held by another process; gave up after {timeout:g}s",
+                    hint="wait for the other run to finish, then run the command again",
+                )
+            try:
+                yield
+            finally:
+                with contextlib.suppress(mysql.connector.Error):
+                    cur.execute("SELECT RELEASE_LOCK(%s)", (lock_key(self.database, name),))
+                    cur.fetchall()
+        finally:
+            with contextlib.suppress(mysql.connector.Error):
+                conn.close()
+
+    def _claim(self, key: str) -> bool:
+        conn = self._connect(None)
+        cur: Any = None
+        try:
+            cur = conn.cursor()
+            # Claims are serialized server-wide: Dolt merges two concurrent transactions that
+            # insert the very same row instead of failing one, and both would count as first.
+            if not _get_lock(cur, lock_key("bookkeeping", "claims"), CLAIM_LOCK_TIMEOUT):
+                raise StoreError(
+                    f"could not record claim {key!r}: other claims held the lock for "
+                    f"{CLAIM_LOCK_TIMEOUT}s",
+                    hint="check the Dolt server's load, then run the command again",
+                )
+            return self._insert_claim(cur, key)
+        except mysql.connector.Error as exc:
+            raise self._translate(exc, cur, f"recording claim {key!r}") from exc
+        finally:
+            with contextlib.suppress(mysql.connector.Error):
+                conn.close()  # releases the claims lock
+
+    def _insert_claim(self, cur: Any, key: str) -> bool:
+        insert = (
+            f"INSERT INTO `{BOOKKEEPING_DATABASE}`.`claims` (`key`, claimed_at) VALUES (%s, NOW(6))"
+        )
+        for attempt in (1, 2):
+            try:
+                cur.execute(insert, (key,))
+                return True
+            except mysql.connector.Error as exc:
+                if exc.errno == _DUPLICATE_KEY:
+                    return False
+                if exc.errno == _SERIALIZATION_FAILURE:  # a writer that took no lock got there
+                    cur.execute(
+                        f"SELECT 1 FROM `{BOOKKEEPING_DATABASE}`.`claims` WHERE `key` = %s", (key,)
+                    )
+                    if cur.fetchall():
+                        return False
+                    raise
+                if attempt == 2 or not _missing(exc):
+                    raise
+            self._create_bookkeeping(cur)
+        raise AssertionError("unreachable")
+
+    def _create_bookkeeping(self, cur: Any) -> None:
+        """Create ``platform_kit.claims``, where this user may (a local root); else say who can."""
+        try:
+            cur.execute(
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                (BOOKKEEPING_DATABASE,),
+            )
+            if not cur.fetchall():
+                cur.execute(f"CREATE DATABASE IF NOT EXISTS `{BOOKKEEPING_DATABASE}`")
+            cur.execute(CLAIMS_DDL)
+        except mysql.connector.Error as exc:
+            if not _REFUSED.search(str(exc.msg)):
+                raise
+            raise StoreError(
+                f"the kit's bookkeeping table {BOOKKEEPING_DATABASE}.claims is missing and Dolt "
+                f"refused {statement_kind(_statement(cur))} for user {self.user!r}",
+                hint="an admin runs infra/dolt-users.py: it creates the table and grants the "
+                "kit's users SELECT, INSERT on it",
+            ) from exc
+
+
+def _apply(cur: Any, change: ChangeSet, user: str = "") -> None:
     schema = change.schema
     table = _q(change.table)
     texts = [c for c, t in schema.columns.items() if t == "string" and c not in schema.primary_key]
@@ -375,7 +543,7 @@ def _apply(cur: Any, change: ChangeSet) -> None:
         )
     upserts = change.updates
     if len(change.inserts) >= BULK_ROWS:
-        if not _load_data(cur, change.table, columns, change.inserts, schema):
+        if not _load_data(cur, change.table, columns, change.inserts, schema, user):
             upserts = change.inserts + change.updates
     else:
         upserts = change.inserts + change.updates
@@ -419,9 +587,14 @@ def _widen(cur: Any, change: ChangeSet, texts: list[str]) -> None:
 
 
 def _load_data(
-    cur: Any, table: str, columns: list[str], rows: list[Row], schema: TableSchema
+    cur: Any, table: str, columns: list[str], rows: list[Row], schema: TableSchema, user: str = ""
 ) -> bool:
-    """Insert ``rows`` with LOAD DATA LOCAL INFILE; False when the server does not allow it."""
+    """Insert ``rows`` with LOAD DATA LOCAL INFILE; False when the server does not allow it.
+
+    Dolt wants ``local_infile`` on and the FILE privilege, which per-role users should not hold
+    (it reads any file the server can); both refusals come before any row is read, and the
+    transaction goes on with batched INSERTs.
+    """
     formats = [_TSV.get(schema.columns[c], _tsv_text) for c in columns]
     with tempfile.NamedTemporaryFile("w", suffix=".tsv", encoding="utf-8", delete=False) as handle:
         for start in range(0, len(rows), _BATCH):
@@ -442,8 +615,16 @@ def _load_data(
             f"({', '.join(_q(c) for c in columns)})"
         )
     except mysql.connector.Error as exc:
-        if "local_infile" not in str(exc).lower():  # the server refused before reading the file
+        text = str(exc.msg)
+        if "local_infile" in text.lower():
+            why = "local_infile is off on the server"
+        elif _REFUSED.search(text):
+            why = f"user {user!r} has no FILE privilege"
+        else:
             raise
+        log.info(
+            "LOAD DATA LOCAL INFILE refused (%s): inserting %d rows in batches", why, len(rows)
+        )
         return False
     finally:
         os.unlink(handle.name)
@@ -478,15 +659,22 @@ _TSV: dict[str, Callable[[Any], str]] = {
 def _conflicts(cur: Any) -> dict[str, list[str]]:
     cur.execute("SELECT `table` FROM dolt_conflicts")
     found: dict[str, list[str]] = {}
-    for (table,) in cur.fetchall():
+    for (table,) in sorted(cur.fetchall()):
         cur.execute(f"SELECT * FROM {_q('dolt_conflicts_' + str(table))}")
-        names = cur.column_names
-        keys = [n for n in names if n.startswith("our_") and not n.endswith("_diff_type")]
+        names = list(cur.column_names)
         rows = cur.fetchall()
         cur.execute(f"SHOW COLUMNS FROM {_q(str(table))}")
         primary = [c[0] for c in cur.fetchall() if c[3] == "PRI"]
-        pk = [f"our_{k}" for k in primary] or keys[:1]
-        found[str(table)] = ["/".join(str(row[names.index(k)]) for k in pk) for row in rows]
+
+        def key(row: Any, names: list[str] = names, primary: list[str] = primary) -> str:
+            # A side that deleted the row has NULLs there: take the key from a side that has it.
+            for side in ("our_", "their_", "base_"):
+                values = [row[names.index(side + k)] for k in primary if side + k in names]
+                if values and all(v is not None for v in values):
+                    return "/".join(str(v) for v in values)
+            return "?"
+
+        found[str(table)] = sorted(key(row) for row in rows)
     return found
 
 
@@ -500,7 +688,53 @@ def _transient(exc: BaseException) -> bool:
     )
 
 
-def _translate(exc: mysql.connector.Error, doing: str = "") -> Exception:
+def _get_lock(cur: Any, key: str, timeout: float) -> bool:
+    """GET_LOCK ``key`` within ``timeout`` seconds, asking a few seconds at a time.
+
+    Dolt waits whole seconds (it rounds a wait up), so the wait may overrun by under a second.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        wait = max(0.0, min(_LOCK_POLL, deadline - time.monotonic()))
+        cur.execute("SELECT GET_LOCK(%s, %s)", (key, math.ceil(wait)))
+        (got,) = cur.fetchone()
+        cur.fetchall()
+        if got == 1:
+            return True
+        if time.monotonic() >= deadline:
+            return False
+
+
+def _missing(exc: mysql.connector.Error) -> bool:
+    text = str(exc.msg).lower()
+    return exc.errno in _MISSING_ERRNOS or "database not found" in text or "table not found" in text
+
+
+def _statement(cur: Any) -> str | None:
+    try:
+        return None if cur is None else cur.statement  # type: ignore[no-any-return]
+    except Exception:  # a cursor that never ran a statement
+        return None
+
+
+def statement_kind(statement: str | None) -> str:
+    """What a statement does, for an error message: ``CREATE DATABASE `training```, ``CALL
+    DOLT_MERGE``, ``INSERT INTO `t```. Never its values (they may be data or secrets)."""
+    found = _STATEMENT_KIND.match(statement or "")
+    if not found:
+        return "a statement"
+    words = [w for w in found[1].split() if w.upper() not in ("IF", "NOT", "EXISTS")]
+    return " ".join(
+        w.upper() if i == 0 or w.upper() in _KEYWORDS else w for i, w in enumerate(words)
+    )
+
+
+_KEYWORDS = {"TABLE", "DATABASE", "DATA", "LOCAL", "INFILE", "INTO", "GLOBAL"}
+
+
+def _translate(
+    exc: mysql.connector.Error, doing: str = "", *, statement: str | None = None, user: str = ""
+) -> Exception:
     where = f" while {doing}" if doing else ""
     if _transient(exc):
         return ServiceError(
@@ -508,6 +742,20 @@ def _translate(exc: mysql.connector.Error, doing: str = "") -> Exception:
             hint="check 'platform-kit services status'",
         )
     text = str(exc.msg)
-    if "branch not found" in text.lower() or "invalid ref spec" in text.lower():
+    if any(m in text.lower() for m in ("branch not found", "invalid ref spec", "commit not found")):
         return RefNotFoundError(f"Dolt{where}: {text}")
+    if _REFUSED.search(text):
+        kind = statement_kind(statement)
+        who = f" for user {user!r}" if user else ""
+        branch = _BRANCH_REFUSED.search(text)
+        if branch:
+            return StoreError(
+                f"Dolt refused {kind} on branch {branch[1]!r}{who}{where}",
+                hint="dolt_branch_control lets this user write other branches only (sync writes "
+                f"sheets/*, the merge user writes main); {USERS_HINT}",
+            )
+        return StoreError(
+            f"Dolt refused {kind}{who}{where}",
+            hint=f"grant it to this user, or {USERS_HINT}",
+        )
     return StoreError(f"Dolt refused{where}: {text}")
