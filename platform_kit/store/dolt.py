@@ -464,6 +464,12 @@ class DoltStore(Store):
                 )
             return self._insert_claim(cur, key)
         except mysql.connector.Error as exc:
+            if _BRANCH_REFUSED.search(str(exc.msg)):
+                raise StoreError(
+                    f"Dolt refused recording claim {key!r}: dolt_branch_control does not let "
+                    f"user {self.user!r} write branch 'main' of database {BOOKKEEPING_DATABASE}",
+                    hint=f"add a 'write' row for it there; {USERS_HINT}",
+                ) from exc
             raise self._translate(exc, cur, f"recording claim {key!r}") from exc
         finally:
             with contextlib.suppress(mysql.connector.Error):

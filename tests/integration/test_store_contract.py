@@ -20,6 +20,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -624,23 +625,38 @@ def test_claims_race_between_processes(backend: Backend) -> None:
 # ---------------------------------------------------------------------------- privileges
 
 
-@pytest.fixture
-def limited(backend: Backend) -> Iterator[Callable[[str], DoltStore]]:
-    """Stores for a fresh user that holds rights on the backend's database only."""
-    differs(backend.store, "privileges")
-    store = backend.dolt()
+SYNC_GRANTS = "SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, EXECUTE"  # infra/dolt-users.py
+
+
+@contextmanager
+def user_on_one_database(store: DoltStore, grants: str) -> Iterator[Callable[[str], DoltStore]]:
+    """Stores for a fresh user holding ``grants`` on ``store``'s database and nothing else."""
     user, password = f"u_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
     with root_connection(store) as conn:
         cur = conn.cursor()
         cur.execute("CREATE USER %s@%s IDENTIFIED BY %s", (user, "%", password))
-        cur.execute(
-            f"GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, ALTER, EXECUTE "
-            f"ON `{store.database}`.* TO %s@%s",
-            (user, "%"),
-        )
-    yield lambda database: DoltStore(store.host, store.port, user, password, database)
-    with root_connection(store) as conn:
-        conn.cursor().execute("DROP USER %s@%s", (user, "%"))
+        cur.execute(f"GRANT {grants} ON `{store.database}`.* TO %s@%s", (user, "%"))
+    try:
+        yield lambda database: DoltStore(store.host, store.port, user, password, database)
+    finally:
+        with root_connection(store) as conn:
+            conn.cursor().execute("DROP USER %s@%s", (user, "%"))
+
+
+@pytest.fixture
+def limited(backend: Backend) -> Iterator[Callable[[str], DoltStore]]:
+    """Stores for a fresh user with the sync user's rights on the backend's database only."""
+    differs(backend.store, "privileges")
+    with user_on_one_database(backend.dolt(), SYNC_GRANTS) as make:
+        yield make
+
+
+@pytest.fixture
+def reader(backend: Backend) -> Iterator[Callable[[str], DoltStore]]:
+    """Stores for a fresh user that may only SELECT from the backend's database."""
+    differs(backend.store, "privileges")
+    with user_on_one_database(backend.dolt(), "SELECT") as make:
+        yield make
 
 
 def root_connection(
@@ -718,5 +734,40 @@ def test_claims_need_rights_on_the_bookkeeping_database(
         conn.cursor().execute("GRANT SELECT, INSERT ON `platform_kit`.* TO %s@%s", (mine.user, "%"))
     key = f"granted-{uuid.uuid4().hex}"
     assert mine.claim(key) is True and mine.claim(key) is False
+    # Branch control applies to the bookkeeping database too (its branch main).
+    with root_connection(backend.dolt(), "platform_kit") as conn:
+        conn.cursor().execute(
+            "INSERT INTO dolt_branch_control VALUES ('platform_kit', 'main', %s, %s, 'read')",
+            (mine.user, "%"),
+        )
+    try:
+        with pytest.raises(StoreError, match="dolt_branch_control") as info:
+            mine.claim(f"{key}-2")
+        assert f"let user '{mine.user}' write branch 'main' of database platform_kit" in str(
+            info.value
+        )
+    finally:
+        with root_connection(backend.dolt(), "platform_kit") as conn:
+            conn.cursor().execute(
+                "DELETE FROM dolt_branch_control WHERE `database` = 'platform_kit' AND user = %s",
+                (mine.user,),
+            )
+
+
+def test_a_read_only_user_can_plan_and_release(
+    backend: Backend, reader: Callable[[str], DoltStore]
+) -> None:
+    """What plan, train and release do as kit_read: SELECT, locks, and claims once granted."""
+    base = seed(backend.store)
+    head = backend.store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=[row(9)])], "more")
+    mine = reader(backend.store.database)
+    mine.create_database()
+    assert mine.resolve("main") == head and mine.resolve("main~1") == base
+    assert mine.changed_tables(base, head) == ["t"] and mine.diff(base, head)[0].counts == (1, 0, 0)
+    assert mine.query("SELECT id FROM t WHERE n > %(n)s", {"n": 4}, head) == [{"id": "k009"}]
+    assert [c.message for c in mine.log("main", limit=2)] == ["more", "seed"]
     with mine.lock("release", timeout=1):  # GET_LOCK needs no privilege
         pass
+    with pytest.raises(StoreError, match=f"Dolt refused .* for user '{mine.user}'"):
+        mine.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=[row(10)])], "no")
+    assert backend.store.resolve("main") == head
