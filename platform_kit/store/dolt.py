@@ -197,10 +197,8 @@ class DoltStore(Store):
     def _db(self, ref: str | None = None) -> str:
         return f"{self.database}/{ref}" if ref else self.database
 
-    def _rows(
-        self, sql: str, params: Any = None, *, ref: str | None = None, database: str | None = ""
-    ) -> list[Row]:
-        with self._cursor(self._db(ref) if database == "" else database, dictionary=True) as cur:
+    def _rows(self, sql: str, params: Any = None, *, ref: str | None = None) -> list[Row]:
+        with self._cursor(self._db(ref), dictionary=True) as cur:
             cur.execute(sql, params or None)
             return list(cur.fetchall())
 
@@ -215,13 +213,12 @@ class DoltStore(Store):
 
     def _database_exists(self, name: str) -> bool:
         """Whether ``name`` exists and this user may see it (both needed to use it)."""
-        return bool(
-            self._rows(
+        with self._cursor(None) as cur:  # no database: it may not exist
+            cur.execute(
                 "SELECT 1 FROM information_schema.SCHEMATA WHERE LOWER(SCHEMA_NAME) = LOWER(%s)",
                 (name,),
-                database=None,
             )
-        )
+            return bool(cur.fetchall())
 
     def _branches(self) -> dict[str, str]:
         return {r["name"]: r["hash"] for r in self._rows("SELECT name, hash FROM dolt_branches")}
