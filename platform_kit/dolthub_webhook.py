@@ -2,9 +2,10 @@
 
 DoltHub POSTs a JSON payload for push, pull request and branch events. The receiver treats a
 relevant one only as a wake-up: it does not trust the commit in the payload, but runs one
-:func:`platform_kit.github.watch` poll, which reads the head of Dolt main itself and shares the
-watcher's state file. So a forged or repeated hook can at most cause a poll, a hook and the
-scheduled watcher never announce the same head twice, and a lost hook is caught by the next poll.
+watcher poll (:class:`platform_kit.github.Announcer`), which reads the head of Dolt main itself
+and claims it in the store like every watcher. So a forged or repeated hook can at most cause a
+poll, a hook and the scheduled watchers never announce the same head twice, and a lost hook is
+caught by the next scheduled poll.
 
 Events that cannot have moved main are acknowledged and ignored: a push to another branch, a
 pull request that is not merged, branch creation or deletion.
@@ -17,12 +18,11 @@ import logging
 import threading
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, HTTPServer
-from pathlib import Path
 from typing import Any
 
 from platform_kit.config import Config
 from platform_kit.errors import PlatformKitError
-from platform_kit.github import GitHubClient, WatchEvent, watch
+from platform_kit.github import Announcer, GitHubClient, WatchEvent
 from platform_kit.store.base import Store
 
 log = logging.getLogger(__name__)
@@ -120,14 +120,14 @@ def receiver_for(
     store: Store,
     *,
     client: GitHubClient | None = None,
-    state_path: Path | None = None,
     report: Callable[[WatchEvent], None] | None = None,
 ) -> DoltHubReceiver:
-    """A receiver whose polls are ``watch --once`` polls of the project's Dolt main."""
-    client = client or GitHubClient.from_environment(config)
+    """A receiver whose polls are watcher polls of the project's Dolt main; a head it claimed but
+    could not dispatch is sent again at its next delivery."""
+    announcer = Announcer(config, store, client or GitHubClient.from_environment(config))
 
     def poll() -> WatchEvent:
-        (event,) = watch(config, store, once=True, client=client, state_path=state_path)
+        event = announcer.poll()
         if report is not None:
             report(event)
         return event

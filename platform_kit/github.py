@@ -7,10 +7,11 @@ Three entry points, each a thin layer over :class:`GitHubClient` (PyGithub):
   run of that workflow instead).
 - :func:`notify_main_updated` sends ``repository_dispatch`` of type ``dolt-main-updated`` whose
   ``client_payload`` names the Dolt commit, database and branch (``data merge --notify`` calls it).
-- :func:`watch` polls the head of Dolt main and sends that dispatch once per new head. The last
-  head it announced is kept in a state file under ``.platform/``, written atomically only after
-  GitHub accepted the dispatch: a restart neither re-sends a head nor skips one (a crash between
-  the two sends it again, which is harmless: the pipeline plans by fingerprint).
+- :func:`watch` polls the head of Dolt main and sends that dispatch once per new head.
+
+Both record what they announce with :meth:`Store.claim` (``announced:REPO:DB:BRANCH:COMMIT``)
+before they send it, so one new head starts one run however many watchers (one per runner), hooks
+and ``data merge --notify`` see it: the claim's first caller dispatches, the others do nothing.
 
 The token comes from ``GITHUB_TOKEN`` and is never printed; GitHub's errors become
 :class:`~platform_kit.errors.GitHubError`, and transient ones are retried first.
@@ -20,13 +21,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import requests
@@ -42,7 +40,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_API_URL = "https://api.github.com"
 DOLT_MAIN_UPDATED = "dolt-main-updated"
-WATCH_STATE_FILE = "github-watch.json"
 # Statuses worth another try: rate limits and a server or proxy that is briefly unwell.
 _TRANSIENT_STATUSES = frozenset({429, 500, 502, 503, 504})
 
@@ -320,18 +317,45 @@ def main_updated_payload(config: Config, commit: str) -> dict[str, str]:
     }
 
 
+def announced_key(repository: str, database: str, branch: str, commit: str) -> str:
+    """The claim that marks ``commit`` as announced to ``repository`` (GitHub names are
+    case-insensitive, so the repository is lower-cased: two spellings are one claim)."""
+    return f"announced:{repository.lower()}:{database}:{branch}:{commit}"
+
+
 def notify_main_updated(
-    config: Config, commit: str, *, client: GitHubClient | None = None
-) -> dict[str, str]:
-    """Send ``repository_dispatch`` ``dolt-main-updated`` for ``commit``; returns the payload.
+    config: Config, store: Store, commit: str, *, client: GitHubClient | None = None
+) -> dict[str, str] | None:
+    """Send ``repository_dispatch`` ``dolt-main-updated`` for ``commit`` unless it was announced
+    already (by a watcher, the DoltHub hook or another merge); returns the payload sent, or None.
+
+    The announcement is claimed in the store before it is sent, so of all the processes and
+    machines that see the same new head, exactly one dispatches it.
 
     Raises:
-        GitHubError: GitHub refused or could not be reached (after retries).
+        GitHubError: GitHub refused or could not be reached (after retries). The head stays
+            claimed: no watcher sends it again, and the hint says how to start the run by hand.
     """
-    payload = main_updated_payload(config, commit)
     client = client or GitHubClient.from_environment(config)
-    client.repository_dispatch(DOLT_MAIN_UPDATED, payload)
+    key = announced_key(client.repository, config.dolt.database, config.dolt.main_branch, commit)
+    if not store.claim(key):
+        return None
+    payload = main_updated_payload(config, commit)
+    try:
+        client.repository_dispatch(DOLT_MAIN_UPDATED, payload)
+    except GitHubError as exc:
+        raise _undelivered(exc) from exc
     return payload
+
+
+def _undelivered(exc: GitHubError) -> GitHubError:
+    """A dispatch lost after its head was claimed. Only the claiming process would send it again,
+    and it is exiting: a person starts the run (a later head's run would cover it too)."""
+    todo = (
+        "the Dolt head is recorded as announced: start its run with "
+        "'platform-kit github dispatch pipeline.yml'"
+    )
+    return GitHubError(exc.message, hint=f"{exc.hint}; {todo}" if exc.hint else todo)
 
 
 # ---------------------------------------------------------------------------- watch
@@ -342,8 +366,8 @@ class WatchEvent:
     """One poll: the head seen, and what was done about it."""
 
     head: str | None
-    previous: str | None
-    action: str  # "dispatched", "unchanged", "failed"
+    previous: str | None  # the head this process saw at its previous poll
+    action: str  # "dispatched", "unchanged", "announced-elsewhere", "failed"
     error: str | None = None
     at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
@@ -357,60 +381,45 @@ class WatchEvent:
         }
 
 
-class WatchState:
-    """The last head announced, per repository, database and branch, in one JSON file.
+class Announcer:
+    """Announces new heads of Dolt main, each once across every process that shares the store.
 
-    Writes go to a temporary file in the same directory, are flushed to disk, then renamed over
-    the old file: a crash leaves either the old state or the new, never a torn file.
+    What was announced lives in the store (:meth:`Store.claim`), where every runner and the DoltHub
+    hook see it; this object only remembers the head it saw last (to skip the claim when nothing
+    moved) and a head it claimed but could not dispatch, which it tries again at its next poll.
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, config: Config, store: Store, client: GitHubClient) -> None:
+        self.config = config
+        self.store = store
+        self.client = client
+        self.branch = config.dolt.main_branch
+        self.last: str | None = None
+        self.owed: str | None = None  # claimed by this process, not yet dispatched
 
-    @staticmethod
-    def key(repository: str, database: str, branch: str) -> str:
-        return f"{repository}:{database}/{branch}"
+    def poll(self) -> WatchEvent:
+        """Read the head once; dispatch it if this process wins its claim (or owes it).
 
-    def _read(self) -> dict[str, Any]:
-        try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return {}
-        except (OSError, ValueError) as exc:
-            raise PlatformKitError(
-                f"{self.path}: unreadable watch state ({exc})",
-                hint="delete it; the next poll announces the current head once",
-            ) from exc
-        return data if isinstance(data, dict) else {}
-
-    def last(self, key: str) -> str | None:
-        entry = self._read().get(key)
-        return str(entry["commit"]) if isinstance(entry, dict) and entry.get("commit") else None
-
-    def record(self, key: str, commit: str) -> None:
-        data = self._read()
-        data[key] = {"commit": commit, "at": datetime.now(UTC).isoformat()}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{self.path.name}.", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                json.dump(data, fh, indent=2, sort_keys=True)
-                fh.write("\n")
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
-        dir_fd = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)  # make the rename itself durable
-        finally:
-            os.close(dir_fd)
-
-
-def default_state_path(config: Config) -> Path:
-    return config.state_dir / WATCH_STATE_FILE
+        Raises:
+            GitHubError, StoreError, ServiceError: the poll failed.
+        """
+        previous = self.last
+        head = self.store.resolve(self.branch)
+        self.last = head
+        if head == previous and self.owed != head:
+            return WatchEvent(head=head, previous=previous, action="unchanged")
+        if self.owed != head:
+            # A newer head supersedes an owed one: the run it starts trains from the newest head.
+            self.owed = None
+            key = announced_key(
+                self.client.repository, self.config.dolt.database, self.branch, head
+            )
+            if not self.store.claim(key):
+                return WatchEvent(head=head, previous=previous, action="announced-elsewhere")
+            self.owed = head
+        self.client.repository_dispatch(DOLT_MAIN_UPDATED, main_updated_payload(self.config, head))
+        self.owed = None
+        return WatchEvent(head=head, previous=previous, action="dispatched")
 
 
 def watch(
@@ -420,7 +429,6 @@ def watch(
     once: bool = False,
     interval: float = 60.0,
     client: GitHubClient | None = None,
-    state_path: Path | None = None,
     report: Callable[[WatchEvent], None] | None = None,
     max_polls: int | None = None,
     sleep: Callable[[float], None] = time.sleep,
@@ -428,12 +436,13 @@ def watch(
     """Poll the head of Dolt main; send ``dolt-main-updated`` once for every head not yet sent.
 
     Only the newest head is announced when several commits landed between polls: it contains
-    the others, and the pipeline trains by fingerprint, so none of their changes is missed.
+    the others, and the pipeline trains by fingerprint, so none of their changes is missed. Any
+    number of watchers (one per runner) and ``data merge --notify`` may run at once: each head is
+    claimed in the store first, and only the claim's winner dispatches.
 
     Args:
         once: poll once; errors are raised. Otherwise poll every ``interval`` seconds forever
             (or ``max_polls`` times), reporting errors and trying again at the next poll.
-        state_path: the state file (default ``.platform/github-watch.json`` of the project).
         report: called with each poll's event (the CLI prints them).
 
     Returns:
@@ -444,20 +453,19 @@ def watch(
     """
     if interval <= 0 and not once:
         raise UsageError(f"--interval must be positive, got {interval}")
-    client = client or GitHubClient.from_environment(config)
-    state = WatchState(state_path or default_state_path(config))
-    branch = config.dolt.main_branch
-    key = WatchState.key(client.repository, config.dolt.database, branch)
+    announcer = Announcer(config, store, client or GitHubClient.from_environment(config))
     events: list[WatchEvent] = []
     polls = 0
     while True:
         polls += 1
         try:
-            event = _poll(config, store, client, state, key, branch)
+            event = announcer.poll()
         except PlatformKitError as exc:
+            if once and announcer.owed is not None and isinstance(exc, GitHubError):
+                raise _undelivered(exc) from exc
             if once:
                 raise
-            event = WatchEvent(head=None, previous=state.last(key), action="failed", error=str(exc))
+            event = WatchEvent(head=None, previous=announcer.last, action="failed", error=str(exc))
             log.warning("watch: %s", exc)
         events.append(event)
         if report is not None:
@@ -465,16 +473,3 @@ def watch(
         if once or (max_polls is not None and polls >= max_polls):
             return events
         sleep(interval)
-
-
-def _poll(
-    config: Config, store: Store, client: GitHubClient, state: WatchState, key: str, branch: str
-) -> WatchEvent:
-    previous = state.last(key)
-    head = store.resolve(branch)
-    if head == previous:
-        return WatchEvent(head=head, previous=previous, action="unchanged")
-    notify_main_updated(config, head, client=client)
-    # Only now: a dispatch that failed is tried again at the next poll, never skipped.
-    state.record(key, head)
-    return WatchEvent(head=head, previous=previous, action="dispatched")

@@ -57,8 +57,7 @@ def run(args: argparse.Namespace) -> int:
         if args.notify and result.changed:
             from platform_kit.github import notify_main_updated  # type: ignore[import-not-found,unused-ignore]
 
-            notify_main_updated(config, result.commit)
-            body["notified"] = True
+            body["notified"] = notify_main_updated(config, store, result.commit) is not None
         emit(
             args,
             body,

@@ -27,13 +27,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     watch_parser.add_argument(
         "--interval", type=float, default=60.0, metavar="S", help="seconds between polls"
     )
-    watch_parser.add_argument(
-        "--state",
-        type=Path,
-        metavar="FILE",
-        help="where the last announced head is kept (default: .platform/github-watch.json); "
-        "put it outside the checkout on CI runners, which clean their work tree",
-    )
     hook = actions.add_parser(
         "webhook",
         parents=[parent],
@@ -44,9 +37,6 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     hook.add_argument("--port", type=int, default=8787, help="port (default: %(default)s)")
     hook.add_argument("--path", default="/", help="URL path DoltHub posts to (default: /)")
-    hook.add_argument(
-        "--state", type=Path, metavar="FILE", help="the watcher's state file (shared with watch)"
-    )
     parser.set_defaults(handler=run)
 
 
@@ -96,7 +86,6 @@ def _watch(args: argparse.Namespace) -> int:
         open_store(config),
         once=args.once,
         interval=args.interval,
-        state_path=args.state,
         report=_reporter(args, config),
     )
     return 0
@@ -107,9 +96,7 @@ def _webhook(args: argparse.Namespace) -> int:
     from platform_kit.store import open_store
 
     config = config_of(args)
-    receiver = receiver_for(
-        config, open_store(config), state_path=args.state, report=_reporter(args, config)
-    )
+    receiver = receiver_for(config, open_store(config), report=_reporter(args, config))
     server = make_server(receiver, args.host, args.port, args.path)
     host, port = server.server_address[:2]
     note(f"receiving DoltHub hooks at http://{host!s}:{port}{args.path} (Ctrl-C stops)")
@@ -127,7 +114,9 @@ def _render_event(config: Config, event: WatchEvent) -> None:
     if event.action == "dispatched":
         stdout.print(f"{where} at {event.head}: sent dolt-main-updated")
     elif event.action == "unchanged":
-        note(f"{where} at {event.head}: unchanged since the last dispatch")
+        note(f"{where} at {event.head}: unchanged since the last poll")
+    elif event.action == "announced-elsewhere":
+        note(f"{where} at {event.head}: already announced (another watcher or data merge --notify)")
     else:
         note(f"poll failed, trying again at the next one: {event.error}")
 

@@ -4,6 +4,9 @@ watcher polling a real Dolt server."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -128,38 +131,64 @@ def test_transient_errors_are_retried_but_a_dispatch_post_is_not(github: GitHubE
 # ---------------------------------------------------------------------------- notify and watch
 
 
-def project(tmp_path: Path, database: str) -> Config:
-    (tmp_path / "platform.yaml").write_text(
-        f"project: watch-test\ndolt: {{database: {database}}}\ngithub: {{repository: {REPO}}}\n"
-    )
+def project(
+    tmp_path: Path, database: str, server: str | None = None, mlflow: str | None = None
+) -> Config:
+    """A project on ``database``; with ``server``, the CLI opens that Dolt server itself."""
+    dolt = f"{{database: {database}" + (f", server: '{server}'" if server else "") + "}"
+    text = f"project: watch-test\ndolt: {dolt}\ngithub: {{repository: {REPO}}}\n"
+    if mlflow:
+        text += f"mlflow: {{tracking_uri: '{mlflow}'}}\n"
+    tmp_path.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "platform.yaml").write_text(text)
     return load_config(tmp_path / "platform.yaml")
 
 
 @pytest.fixture
-def dolt_project(services: Services, tmp_path: Path) -> tuple[Config, Store]:
-    database = f"watch_{uuid.uuid4().hex[:10]}"
+def database(services: Services) -> str:
+    name = f"watch_{uuid.uuid4().hex[:10]}"
+    DoltStore(services.dolt.host, services.dolt.port, "root", "", name).create_database()
+    return name
+
+
+@pytest.fixture
+def dolt_project(services: Services, database: str, tmp_path: Path) -> tuple[Config, Store]:
     store = DoltStore(services.dolt.host, services.dolt.port, "root", "", database)
-    store.create_database()
     return project(tmp_path, database), store
 
 
-def commit(store: Store, key: str) -> str:
+def server_url(services: Services) -> str:
+    return f"mysql://root@{services.dolt.host}:{services.dolt.port}"
+
+
+def commit(store: Store, key: str, branch: str = "main") -> str:
     head = store.commit_changes(
-        "main", [ChangeSet("examples", SCHEMA, inserts=[{"id": key, "text": key}])], f"add {key}"
+        branch, [ChangeSet("examples", SCHEMA, inserts=[{"id": key, "text": key}])], f"add {key}"
     )
     assert head is not None
     return head
 
 
-def test_notify_main_updated_sends_the_commit_database_and_branch(
-    github: GitHubEmulator, tmp_path: Path
+def sent(github: GitHubEmulator) -> list[str]:
+    return [body["client_payload"]["commit"] for body in github.repository_dispatches()]
+
+
+def test_notify_main_updated_sends_the_commit_database_and_branch_once(
+    github: GitHubEmulator, dolt_project: tuple[Config, Store]
 ) -> None:
-    config = project(tmp_path, "training")
-    payload = notify_main_updated(config, "abc123", client=client_for(github))
+    config, store = dolt_project
+    payload = notify_main_updated(config, store, "abc123", client=client_for(github))
+    assert payload is not None
     (body,) = github.repository_dispatches()
     assert body == {"event_type": "dolt-main-updated", "client_payload": payload}
     assert payload["commit"] == "abc123"
-    assert payload["database"] == "training" and payload["branch"] == "main"
+    assert payload["database"] == config.dolt.database and payload["branch"] == "main"
+    # A second announcement of the same commit (another merge, a retry) sends nothing, also
+    # when the repository is spelled differently (GitHub's names are case-insensitive).
+    assert notify_main_updated(config, store, "abc123", client=client_for(github)) is None
+    shouted = GitHubClient(REPO.upper(), TOKEN, github.api_url, sleep=lambda s: None)
+    assert notify_main_updated(config, store, "abc123", client=shouted) is None
+    assert len(github.repository_dispatches()) == 1
 
 
 def test_watch_sends_one_dispatch_per_new_head_and_survives_a_restart(
@@ -168,37 +197,29 @@ def test_watch_sends_one_dispatch_per_new_head_and_survives_a_restart(
     config, store = dolt_project
 
     def poll() -> list[str]:
-        # A fresh client each time, as a restarted process would have.
+        # A fresh client and watcher each time, as a restarted process would have.
         events = watch(config, store, once=True, client=client_for(github))
         return [e.action for e in events]
 
     first = store.resolve("main")
     assert poll() == ["dispatched"]
-    assert poll() == ["unchanged"]
-    assert poll() == ["unchanged"]
+    assert poll() == ["announced-elsewhere"]  # the claim outlives the process
     second = commit(store, "a")
     assert poll() == ["dispatched"]
     commit(store, "b")
     third = commit(store, "c")  # two merges between polls: the newest head holds both
     assert poll() == ["dispatched"]
-    assert poll() == ["unchanged"]
-    sent = [body["client_payload"]["commit"] for body in github.repository_dispatches()]
-    assert sent == [first, second, third]
-    state = json.loads((config.state_dir / "github-watch.json").read_text())
-    assert [entry["commit"] for entry in state.values()] == [third]
+    # One long-running watcher remembers the head it saw and does not claim it again.
+    events = watch(config, store, max_polls=2, client=client_for(github), sleep=lambda s: None)
+    assert [e.action for e in events] == ["announced-elsewhere", "unchanged"]
+    assert sent(github) == [first, second, third]
 
 
-def test_a_failed_dispatch_is_sent_again_at_the_next_poll(
-    github: GitHubEmulator, dolt_project: tuple[Config, Store], tmp_path: Path
+def test_a_failed_dispatch_is_sent_again_by_the_watcher_that_claimed_it(
+    github: GitHubEmulator, dolt_project: tuple[Config, Store]
 ) -> None:
     config, store = dolt_project
-    state = tmp_path / "elsewhere" / "watch.json"
     head = commit(store, "a")
-    github.fail_next(403, message="Resource not accessible by integration", method="POST")
-    with pytest.raises(GitHubError, match="403 Resource not accessible"):
-        watch(config, store, once=True, client=client_for(github), state_path=state)
-    assert not state.exists()  # nothing recorded: the head is still to be announced
-
     # The long-running form reports a failed poll and tries again at the next one.
     github.fail_next(503, times=5, method="POST")  # one poll's tries
     events = watch(
@@ -207,12 +228,23 @@ def test_a_failed_dispatch_is_sent_again_at_the_next_poll(
         interval=0.01,
         max_polls=3,
         client=client_for(github),
-        state_path=state,
         sleep=lambda s: None,
     )
     assert [e.action for e in events] == ["failed", "dispatched", "unchanged"]
     assert "503" in (events[0].error or "")
-    assert [b["client_payload"]["commit"] for b in github.repository_dispatches()] == [head]
+    assert sent(github) == [head]
+
+    # A one-shot watcher that loses its dispatch says how to start the run by hand: the head is
+    # claimed, so no other watcher sends it.
+    second = commit(store, "b")
+    github.fail_next(403, message="Resource not accessible by integration", method="POST")
+    with pytest.raises(GitHubError, match="403 Resource not accessible") as failure:
+        watch(config, store, once=True, client=client_for(github))
+    assert "platform-kit github dispatch pipeline.yml" in (failure.value.hint or "")
+    assert [e.action for e in watch(config, store, once=True, client=client_for(github))] == [
+        "announced-elsewhere"
+    ]
+    assert second not in sent(github)
 
 
 def test_watch_cli_once(
@@ -220,21 +252,83 @@ def test_watch_cli_once(
     dolt_project: tuple[Config, Store],
     capsys: pytest.CaptureFixture[str],
     services: Services,
-    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
 ) -> None:
     config, store = dolt_project
     # The CLI opens the store from the config: point it at the test server.
-    server = f"mysql://root@{services.dolt.host}:{services.dolt.port}"
-    config.path.write_text(
-        config.path.read_text().replace("dolt: {", f"dolt: {{server: '{server}', ")
-    )
+    config = project(tmp_path / "cli", config.dolt.database, server_url(services))
     args = ["github", "watch", "--once", "--json", "--config", str(config.path)]
     assert main(args) == 0
     event = json.loads(capsys.readouterr().out)
     assert event["action"] == "dispatched" and event["head"] == store.resolve("main")
     assert main(args) == 0
-    assert json.loads(capsys.readouterr().out)["action"] == "unchanged"
+    assert json.loads(capsys.readouterr().out)["action"] == "announced-elsewhere"
     assert len(github_env.repository_dispatches()) == 1
+
+
+def watcher_processes(configs: list[Config], github: GitHubEmulator) -> list[str]:
+    """Start ``github watch --once`` in one process per workspace at the same moment; their
+    actions."""
+    environ = {
+        **os.environ,
+        "GITHUB_API_URL": github.api_url,
+        "GITHUB_TOKEN": TOKEN,
+        "GITHUB_REPOSITORY": REPO,
+    }
+    kit = "import sys; from platform_kit.cli import main; sys.exit(main())"
+    command = [sys.executable, "-c", kit, "github", "watch", "--once", "--json"]
+    processes = [
+        subprocess.Popen(
+            [*command, "--config", str(config.path)],
+            cwd=config.path.parent,
+            env=environ,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for config in configs
+    ]
+    actions = []
+    for process in processes:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        actions.append(json.loads(out)["action"])
+    return sorted(actions)
+
+
+def test_two_watchers_on_two_runners_send_one_dispatch_per_head(
+    github: GitHubEmulator, dolt_project: tuple[Config, Store], services: Services, tmp_path: Path
+) -> None:
+    _, store = dolt_project
+    # Two runners: two workspaces (each with its own .platform state), one Dolt server.
+    configs = [
+        project(tmp_path / f"runner-{i}", store.database, server_url(services)) for i in (1, 2)
+    ]
+    first = store.resolve("main")
+    assert watcher_processes(configs, github) == ["announced-elsewhere", "dispatched"]
+    second = commit(store, "a")
+    assert watcher_processes(configs, github) == ["announced-elsewhere", "dispatched"]
+    assert sent(github) == [first, second]
+
+
+def test_a_merge_with_notify_and_then_the_watcher_start_one_run(
+    github_env: GitHubEmulator,
+    dolt_project: tuple[Config, Store],
+    services: Services,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    _, store = dolt_project
+    config = project(tmp_path / "cli", store.database, server_url(services), services.mlflow_uri)
+    store.create_branch("sheets/examples", "main")
+    commit(store, "edit", branch="sheets/examples")
+    merge = ["data", "merge", "sheets/examples", "--notify", "--json", "--config", str(config.path)]
+    assert main(merge) == 0
+    merged = json.loads(capsys.readouterr().out)
+    assert merged["notified"] is True
+    assert main(["github", "watch", "--once", "--json", "--config", str(config.path)]) == 0
+    assert json.loads(capsys.readouterr().out)["action"] == "announced-elsewhere"
+    assert sent(github_env) == [merged["commit"]]
 
 
 # ---------------------------------------------------------------------------- DoltHub hooks
@@ -272,9 +366,9 @@ def test_dolthub_hook_forwards_a_merge_once_and_ignores_other_events(
         assert status == 200 and answer["action"] == "dispatched"
         assert answer["head"] == head  # the store's head, never the payload's
         assert post(merged)[1]["action"] == "unchanged"  # a redelivery sends nothing
-        # The scheduled watcher shares the state: it does not announce the head again.
+        # The scheduled watchers share the claims: they do not announce the head again.
         assert [e.action for e in watch(config, store, once=True, client=client_for(github))] == [
-            "unchanged"
+            "announced-elsewhere"
         ]
         assert post({"event_name": "pull_request", "state": "open"})[1]["action"] == "ignored"
         assert post({"event_name": "push", "ref": "sheets/examples"})[1]["action"] == "ignored"
@@ -286,8 +380,7 @@ def test_dolthub_hook_forwards_a_merge_once_and_ignores_other_events(
         status, answer = post({"event_name": "push", "ref": "main"})
         assert status == 502 and answer["action"] == "failed"
         assert post("not an object")[0] == 400
-        sent = [b["client_payload"]["commit"] for b in github.repository_dispatches()]
-        assert sent == [head, second]
+        assert sent(github) == [head, second]
     finally:
         server.shutdown()
         server.server_close()

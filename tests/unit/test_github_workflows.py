@@ -15,7 +15,6 @@ import yaml
 
 from platform_kit.cli.github import parse_inputs
 from platform_kit.errors import UsageError
-from platform_kit.github import WatchState
 from platform_kit.plan import (
     MAX_MATRIX_JOBS,
     Decision,
@@ -187,15 +186,3 @@ def test_parse_inputs() -> None:
         parse_inputs(["models"])
     with pytest.raises(UsageError, match="25 at most"):
         parse_inputs([f"k{i}=v" for i in range(26)])
-
-
-def test_watch_state_is_written_atomically(tmp_path: Path) -> None:
-    state = WatchState(tmp_path / "state" / "watch.json")
-    key = WatchState.key("octo/platform", "training", "main")
-    assert state.last(key) is None
-    state.record(key, "c1")
-    state.record(WatchState.key("octo/platform", "other", "main"), "x9")
-    state.record(key, "c2")
-    assert state.last(key) == "c2"
-    assert WatchState(state.path).last(key) == "c2"  # a new process reads the same
-    assert [p.name for p in state.path.parent.iterdir()] == ["watch.json"]  # no temp files left
