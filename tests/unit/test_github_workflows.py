@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -171,6 +172,128 @@ def test_every_workflow_follows_the_rules(name: str) -> None:
 def test_concurrency_never_groups_manual_runs_with_merge_triggered_ones() -> None:
     group = load("pipeline.yml")["concurrency"]["group"]
     assert "github.run_id" in group and "github.event_name" in group
+
+
+# ---------------------------------------------------------------------------- credentials
+
+# The Dolt user each job opens Dolt as (infra/dolt-users.py), and the secret with its password.
+DOLT_ROLES = {
+    ("sync.yml", "sync"): ("kit_sync", "DOLT_SYNC_PASSWORD"),
+    ("pipeline.yml", "watch"): ("kit_merge", "DOLT_MERGE_PASSWORD"),
+    ("train.yml", "plan"): ("kit_read", "DOLT_READ_PASSWORD"),
+    ("train.yml", "train"): ("kit_read", "DOLT_READ_PASSWORD"),
+    ("train.yml", "train-selected"): ("kit_read", "DOLT_READ_PASSWORD"),
+    ("release.yml", "release"): ("kit_read", "DOLT_READ_PASSWORD"),
+    ("rollback.yml", "rollback"): ("kit_read", "DOLT_READ_PASSWORD"),
+}
+MLFLOW_SETTINGS = {
+    "KIT_MLFLOW_TRACKING_URI": "${{ inputs.mlflow_tracking_uri }}",
+    "KIT_MLFLOW_TRACKING_USERNAME": "${{ inputs.mlflow_tracking_username }}",
+    "KIT_MLFLOW_TRACKING_PASSWORD": "${{ secrets.MLFLOW_TRACKING_PASSWORD }}",
+    "KIT_MLFLOW_TRACKING_TOKEN": "${{ secrets.MLFLOW_TRACKING_TOKEN }}",
+}
+KIT_ENV = ROOT / ".github" / "kit-env.sh"
+
+
+def mentions_secret(value: object) -> bool:
+    return "secrets." in json.dumps(value)
+
+
+def runner_jobs() -> list[tuple[str, str, dict[str, Any]]]:
+    """(workflow, job name, job) of every job that runs steps (not a call of a workflow)."""
+    return [
+        (name, job_name, job)
+        for name, workflow in all_workflows().items()
+        for job_name, job in workflow["jobs"].items()
+        if "steps" in job
+    ]
+
+
+def test_credentials_reach_only_the_platform_kit_steps() -> None:
+    for name, workflow in all_workflows().items():
+        assert not mentions_secret(workflow.get("env", {})), name
+        for job_name, job in workflow["jobs"].items():
+            # A job's env reaches every step, install-kit's `pip install` and its build tools too.
+            assert not mentions_secret(job.get("env", {})), f"{name}: {job_name}"
+            for step in steps(job):
+                if mentions_secret(step.get("env", {})) or mentions_secret(step.get("with", {})):
+                    assert "platform-kit " in step.get("run", ""), f"{name}: {job_name}: {step}"
+    action = yaml.safe_load((ROOT / ".github/actions/install-kit/action.yml").read_text())
+    assert not mentions_secret(action)
+    assert "secrets.DOLT_PASSWORD" not in "".join(p.read_text() for p in WORKFLOWS.glob("*.yml"))
+
+
+def test_each_job_opens_dolt_as_the_one_user_it_needs() -> None:
+    seen = {}
+    for name, job_name, job in runner_jobs():
+        for step in steps(job):
+            step_env = step.get("env", {})
+            if "DOLT_PASSWORD" in step_env or "DOLT_USER" in step_env:
+                user, secret = DOLT_ROLES[(name, job_name)]
+                assert step_env["DOLT_USER"] == user, f"{name}: {job_name}"
+                assert step_env["DOLT_PASSWORD"] == f"${{{{ secrets.{secret} }}}}"
+                seen[(name, job_name)] = user
+    assert seen == {key: user for key, (user, _) in DOLT_ROLES.items()}
+
+
+def test_every_step_that_talks_to_mlflow_gets_the_same_settings_without_overriding_the_runner() -> (
+    None
+):
+    for name, job_name, job in runner_jobs():
+        for step in steps(job):
+            step_env = step.get("env", {})
+            # MLflow's own names are never set from an input: "" would hide the runner's value.
+            assert not any(key.startswith("MLFLOW_") for key in step_env), f"{name}: {step}"
+            if (name, job_name) == ("pipeline.yml", "watch"):
+                assert not any(key.startswith("KIT_MLFLOW_") for key in step_env)
+            elif "platform-kit " in step.get("run", ""):
+                assert {k: step_env.get(k) for k in MLFLOW_SETTINGS} == MLFLOW_SETTINGS, name
+                assert step["run"].startswith(". .github/kit-env.sh\n"), f"{name}: {job_name}"
+
+
+def test_callers_hand_every_workflow_the_settings_it_declares() -> None:
+    workflows = all_workflows()
+    for name, workflow in workflows.items():
+        for job_name, job in workflow["jobs"].items():
+            uses = job.get("uses", "")
+            if not uses.startswith("./.github/workflows/"):
+                continue
+            called = workflows[uses.rsplit("/", 1)[1]]["on"]["workflow_call"]
+            declared = set(called.get("secrets") or {})
+            passed = job.get("secrets") or {}
+            assert set(passed) == declared, f"{name}: {job_name}"
+            for secret, value in passed.items():
+                assert value == f"${{{{ secrets.{secret} }}}}", f"{name}: {job_name}: {secret}"
+            for setting in ("mlflow_tracking_uri", "mlflow_tracking_username"):
+                assert setting in called["inputs"]
+                assert setting in job["with"], f"{name}: {job_name} does not pass {setting}"
+
+
+def kit_env(environ: dict[str, str]) -> dict[str, str]:
+    """The environment after sourcing .github/kit-env.sh in bash."""
+    script = f". {KIT_ENV} && env -0"
+    result = subprocess.run(
+        ["bash", "-c", script], env=environ, capture_output=True, check=True, timeout=30
+    )
+    pairs = (item.split("=", 1) for item in result.stdout.decode().split("\0") if "=" in item)
+    return {key: value for key, value in pairs if "MLFLOW" in key}
+
+
+def test_kit_env_exports_only_the_settings_that_were_given() -> None:
+    runner = {"PATH": "/usr/bin:/bin", "MLFLOW_TRACKING_URI": "http://runner:5000"}
+    unset = {f"KIT_MLFLOW_TRACKING_{k}": "" for k in ("URI", "USERNAME", "PASSWORD", "TOKEN")}
+    assert kit_env({**runner, **unset}) == {"MLFLOW_TRACKING_URI": "http://runner:5000"}
+    given = {
+        **unset,
+        "KIT_MLFLOW_TRACKING_URI": "http://repo:5000",
+        "KIT_MLFLOW_TRACKING_USERNAME": "kit",
+        "KIT_MLFLOW_TRACKING_PASSWORD": "s3cret pass",
+    }
+    assert kit_env({**runner, **given}) == {
+        "MLFLOW_TRACKING_URI": "http://repo:5000",
+        "MLFLOW_TRACKING_USERNAME": "kit",
+        "MLFLOW_TRACKING_PASSWORD": "s3cret pass",
+    }
 
 
 # ---------------------------------------------------------------------------- small parts
