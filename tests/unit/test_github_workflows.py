@@ -169,9 +169,29 @@ def test_every_workflow_follows_the_rules(name: str) -> None:
                 assert "platform-kit " in step["run"], f"{name}: a step that is not the kit"
 
 
-def test_concurrency_never_groups_manual_runs_with_merge_triggered_ones() -> None:
-    group = load("pipeline.yml")["concurrency"]["group"]
-    assert "github.run_id" in group and "github.event_name" in group
+PRODUCTION = "platform-kit-production"
+
+
+def test_everything_that_changes_production_is_in_one_group_that_never_cancels_a_running_one() -> (
+    None
+):
+    pipeline = load("pipeline.yml")["concurrency"]
+    # Promotion and release (pipeline runs of every trigger but the schedule) and rollbacks share
+    # one repository-wide group: no run id, no event name but the watcher's, no workflow name.
+    assert pipeline["group"] == (
+        "${{ github.event_name == 'schedule' && 'platform-kit-watch' || '" + PRODUCTION + "' }}"
+    )
+    assert load("rollback-production.yml")["concurrency"]["group"] == PRODUCTION
+    for name, workflow in all_workflows().items():
+        concurrency = workflow.get("concurrency")
+        if concurrency is not None:
+            assert concurrency["cancel-in-progress"] is False, name
+        if set(workflow["on"]) == {"workflow_call"}:
+            # A called workflow in its caller's group would wait for its caller forever.
+            assert concurrency is None, name
+            assert all("concurrency" not in job for job in workflow["jobs"].values()), name
+    # Syncs write only sheets/* branches; they keep a group of their own.
+    assert load("sync-sheets.yml")["concurrency"]["group"] != PRODUCTION
 
 
 # ---------------------------------------------------------------------------- credentials
