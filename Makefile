@@ -44,7 +44,7 @@ lint: venv lint-workflows
 lint-workflows: venv
 	@bash infra/install-actionlint.sh >/dev/null
 	$(CACHE)/bin/actionlint
-	$(VENV)/bin/zizmor --offline --persona=pedantic --quiet .github
+	$(VENV)/bin/zizmor --offline --persona=auditor --quiet .github
 
 typecheck: venv
 	$(VENV)/bin/mypy

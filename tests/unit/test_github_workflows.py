@@ -194,6 +194,32 @@ def test_everything_that_changes_production_is_in_one_group_that_never_cancels_a
     assert load("sync-sheets.yml")["concurrency"]["group"] != PRODUCTION
 
 
+# Events a fork or an outsider can trigger: none may reach the self-hosted runners (the premise
+# of the self-hosted-runner entry in .github/zizmor.yml).
+UNTRUSTED_EVENTS = {
+    "pull_request",
+    "pull_request_target",
+    "pull_request_review",
+    "pull_request_review_comment",
+    "issue_comment",
+    "issues",
+    "discussion",
+    "discussion_comment",
+    "fork",
+    "watch",
+    "workflow_run",
+    "push",
+}
+
+
+def test_no_workflow_runs_on_an_event_that_outsiders_can_trigger() -> None:
+    for name, workflow in all_workflows().items():
+        on = workflow["on"]
+        events = {on} if isinstance(on, str) else set(on)
+        assert events <= {"workflow_dispatch", "repository_dispatch", "schedule", "workflow_call"}
+        assert not events & UNTRUSTED_EVENTS, name
+
+
 # ---------------------------------------------------------------------------- credentials
 
 # The Dolt user each job opens Dolt as (infra/dolt-users.py), and the secret with its password.
