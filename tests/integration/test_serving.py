@@ -133,10 +133,13 @@ def test_the_container_logs_json_lines_and_serves_metrics_per_model(image: Image
     assert 0 < (value("platform_kit_predict_duration_seconds_sum", model=b) or 0) < 5
 
     # 'docker logs': nothing but JSON lines, one per request.
-    lines = _log_lines(container)
+    def posts(lines: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return [x for x in lines if x["event"] == "request" and x["method"] == "POST"]
+
+    lines = _log_lines(container, lambda lines: len(posts(lines)) >= 6)
     start = lines[0]
     assert start["event"] == "start" and start["md5"] == image.tag and start["git_sha"] == revision
-    access = [line for line in lines if line["event"] == "request" and line["method"] == "POST"]
+    access = posts(lines)
     assert [(x["model"], x["texts"], x["status"]) for x in access] == [
         (b, 1, 200),
         (b, 3, 200),
@@ -181,7 +184,7 @@ def test_sigterm_lets_the_request_in_flight_finish_and_exits_0(image: Image, run
     assert slow["answer"].json()["version"] == image.manifest[a]
     assert container.wait(timeout=30)["StatusCode"] == 0
     assert time.monotonic() - signalled < 10  # exited once drained, not at a kill deadline
-    lines = _log_lines(container)
+    lines = _log_lines(container, lambda lines: bool(lines) and lines[-1]["event"] == "stopped")
     events = [line["event"] for line in lines if line["event"] != "request"]
     assert events == ["start", "draining", "stopped"]
     assert lines[-1]["drained"] is True and lines[-1]["in_flight"] == 0
@@ -212,6 +215,13 @@ def _settled(url: str) -> Samples:
     raise AssertionError("requests stayed in flight")
 
 
-def _log_lines(container: Any) -> list[dict[str, Any]]:
-    text = container.logs(stdout=True, stderr=True).decode()
-    return [json.loads(line) for line in text.splitlines()]
+def _log_lines(container: Any, until: Any) -> list[dict[str, Any]]:
+    """The container's log, each line parsed as JSON, once ``until(lines)`` holds: the engine
+    copies a container's output into its log asynchronously."""
+    for _ in range(100):
+        text = container.logs(stdout=True, stderr=True).decode()
+        lines = [json.loads(line) for line in text.splitlines()]
+        if until(lines):
+            break
+        time.sleep(0.05)
+    return lines

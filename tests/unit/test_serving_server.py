@@ -319,3 +319,17 @@ def _wait_in_flight(url: str, count: int) -> None:
             return
         time.sleep(0.02)
     raise AssertionError(f"never {count} requests in flight")
+
+
+def test_manifest_json_commits_take_precedence_over_the_environment(
+    server_module: ModuleType, tmp_path: Path
+) -> None:
+    models = write_release(tmp_path)
+    environ = {server_module.GIT_SHA: "e" * 40, server_module.DOLT_COMMIT: "f" * 32}
+    assert server_module.Release.load(models, environ).git_sha == "e" * 40
+    assert server_module.Release.load(models, {}).git_sha == "unknown"
+    data = json.loads((models / "manifest.json").read_text())
+    data |= {"git_sha": "1" * 40, "dolt_commit": "2" * 32}
+    (models / "manifest.json").write_text(json.dumps(data))
+    loaded = server_module.Release.load(models, environ)
+    assert (loaded.git_sha, loaded.dolt_commit) == ("1" * 40, "2" * 32)

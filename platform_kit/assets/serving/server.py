@@ -15,7 +15,8 @@ DRAIN_SECONDS (default 25: under Kubernetes' 30 s grace period; give 'docker sto
 exit 0, or 1 when some were still running.
 
 Environment: PORT (8080), MODELS (/models, holding manifest.json and one directory per model),
-DRAIN_SECONDS, PLATFORM_KIT_GIT_SHA and PLATFORM_KIT_DOLT_COMMIT (set by the Dockerfile).
+DRAIN_SECONDS, PLATFORM_KIT_GIT_SHA and PLATFORM_KIT_DOLT_COMMIT (set by the Dockerfile; keys
+"git_sha" and "dolt_commit" of manifest.json take precedence).
 PLATFORM_KIT_TEST_PREDICT_DELAY (seconds) makes every prediction that slow: tests only.
 
 Standard library and numpy only (see bow.py): a release carries no training dependencies.
@@ -67,8 +68,9 @@ class Release:
         return cls(
             manifest=manifest,
             md5=str(data["md5"]),
-            git_sha=environ.get(GIT_SHA) or "unknown",
-            dolt_commit=environ.get(DOLT_COMMIT, ""),
+            # manifest.json first: a context that writes them there spares the ENV build step.
+            git_sha=str(data.get("git_sha") or environ.get(GIT_SHA) or "unknown"),
+            dolt_commit=str(data.get("dolt_commit") or environ.get(DOLT_COMMIT) or ""),
             models={name: BowModel.load(root / name) for name in manifest},
         )
 
