@@ -333,3 +333,13 @@ def test_manifest_json_commits_take_precedence_over_the_environment(
     (models / "manifest.json").write_text(json.dumps(data))
     loaded = server_module.Release.load(models, environ)
     assert (loaded.git_sha, loaded.dolt_commit) == ("1" * 40, "2" * 32)
+
+
+def test_a_connection_error_is_one_json_line(running: Running) -> None:
+    try:
+        raise ConnectionResetError("the client hung up")
+    except ConnectionResetError:
+        running.server.handle_error(None, ("192.0.2.1", 40000))
+    error = running.lines()[-1]
+    assert error["event"] == "error" and error["client"] == "192.0.2.1"
+    assert "the client hung up" in error["message"] and "Traceback" in error["traceback"]

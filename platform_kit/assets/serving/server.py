@@ -30,6 +30,7 @@ import signal
 import sys
 import threading
 import time
+import traceback
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -320,6 +321,17 @@ class Server(ThreadingHTTPServer):
         with self._idle:
             self.in_flight -= 1
             self._idle.notify_all()
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver prints a bare traceback (a client that hung up, a bug): keep it one line.
+        self.emit(
+            {
+                "event": "error",
+                "client": client_address[0],
+                "message": repr(sys.exc_info()[1]),
+                "traceback": traceback.format_exc(),
+            }
+        )
 
     def finished(self, handler: Handler, seconds: float) -> None:
         """Count and log one answered request."""
