@@ -30,7 +30,7 @@ from platform_kit import services  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
 from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
-from platform_kit.tracking.models import registry_for  # noqa: E402
+from platform_kit.tracking.mlflow_registry import registry_for  # noqa: E402
 
 INTENTS = {
     "billing": "invoice charge refund payment card bill receipt overcharged price",

@@ -11,7 +11,7 @@ unreachable stops the run (:class:`ServiceError`), since nothing more could be r
 
 Interruptions leave nothing half-made: a version is registered only after its artifacts are
 stored, and a run killed between registering a version and moving the alias is finished by the
-next run (see :func:`~platform_kit.tracking.models.interrupted_promotion`).
+next run (see :func:`~platform_kit.tracking.registry.interrupted_promotion`).
 
 Trainers: ``package.module:function`` called as ``function(rows, params, out_dir) -> metrics``,
 or ``{command: "prog {data} {out}"}``: ``{data}`` is a CSV file of the rows (``{data_jsonl}`` the
@@ -42,17 +42,18 @@ from pathlib import Path
 from typing import Any
 
 from platform_kit import gitinfo
+from platform_kit.catalog import Model, expand_models, select_models
 from platform_kit.config import CommandTrainer, Config, PromoteIf, Trainer
 from platform_kit.errors import PlatformKitError, ServiceError, UsageError
-from platform_kit.models import Model, expand_models, model_state, read_rows, select_models
 from platform_kit.plan import ModelState, Reason, Shard, decide
+from platform_kit.plan_inputs import as_recorded, model_state
+from platform_kit.rows import read_rows
 from platform_kit.store.base import Row, Store
-from platform_kit.tracking import models as tags
-from platform_kit.tracking.models import (
+from platform_kit.tracking import tags
+from platform_kit.tracking.registry import (
     AliasState,
     ModelRegistry,
     RunRecord,
-    as_recorded,
     interrupted_promotion,
 )
 
@@ -330,11 +331,12 @@ def train(
     logger = cf.ThreadPoolExecutor(max_workers=LOG_THREADS, thread_name_prefix="mlflow")
     pool: cf.ProcessPoolExecutor | None = None
     try:
-        for index, (model, rows) in enumerate(read_rows(store, chosen, commit)):
+        for index, read in enumerate(read_rows(store, chosen, commit)):
             if lost:
                 break
-            if isinstance(rows, PlatformKitError):
-                finish(ModelResult(model.name, FAILED, f"reading its rows: {rows}"))
+            model, rows = read.model, read.rows
+            if read.error is not None or rows is None:
+                finish(ModelResult(model.name, FAILED, f"reading its rows: {read.error}"))
                 continue
             state = model_state(model, config.root, rows, code_cache)
             decision = decide(state, recorded.get(model.name, []), force=force)
@@ -513,7 +515,7 @@ def _base_tags(config: Config, commit: str, branch: str) -> dict[str, str]:
         tags.DOLT_COMMIT: commit,
         tags.DOLT_BRANCH: branch,
         tags.DOLT_DATABASE: config.dolt.database,
-        **gitinfo.github_tags(),
+        **_github_tags(),
     }
     if sha:
         out[tags.MLFLOW_GIT_COMMIT] = sha
@@ -535,5 +537,7 @@ def _model_tags(
     }
 
 
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
+def _github_tags() -> dict[str, str]:
+    run = gitinfo.github_run()
+    found = {tags.GITHUB_RUN_ID: run.run_id, tags.GITHUB_WORKFLOW: run.workflow}
+    return {k: v for k, v in found.items() if v}

@@ -11,7 +11,7 @@ from platform_kit.cli.common import config_of, emit, note, stderr, stdout, table
 from platform_kit.errors import TrainingError, UsageError
 from platform_kit.plan import Shard
 from platform_kit.store import open_store
-from platform_kit.tracking.models import registry_for
+from platform_kit.tracking.mlflow_registry import registry_for
 from platform_kit.train import FAILED, ModelResult, TrainReport, train
 from platform_kit.train import Progress as TrainProgress
 

@@ -19,11 +19,11 @@ import pytest
 
 from platform_kit.cli import main
 from platform_kit.config import Config, load_config
-from platform_kit.models import plan_training
 from platform_kit.plan import Reason, Shard, shard_plan
+from platform_kit.plan_inputs import plan_training
 from platform_kit.store import open_store
 from platform_kit.store.base import ChangeSet, Store, TableSchema
-from platform_kit.tracking.models import ModelRegistry, registry_for
+from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, registry_for
 from platform_kit.train import FAILED, SKIPPED, TRAINED, train
 from tests.conftest import Services
 from training.bow import BowModel
@@ -90,7 +90,7 @@ def write(
 
 
 @pytest.fixture
-def project(services: Services, tmp_path: Path) -> tuple[Config, Store, ModelRegistry]:
+def project(services: Services, tmp_path: Path) -> tuple[Config, Store, MlflowModelRegistry]:
     database = f"t{uuid.uuid4().hex[:10]}"
     config = write(tmp_path / "proj", services, database)
     store = open_store(config)
@@ -120,7 +120,7 @@ def by_name(report: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_train_only_what_changed(
-    project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -190,7 +190,7 @@ def test_train_only_what_changed(
 
 @pytest.mark.slow
 def test_params_change_retrains_and_promote_if_gates(
-    project: tuple[Config, Store, ModelRegistry], services: Services
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -213,7 +213,7 @@ def test_params_change_retrains_and_promote_if_gates(
 
 @pytest.mark.slow
 def test_a_failing_model_leaves_the_others_trained(
-    project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -264,7 +264,7 @@ def test_a_failing_model_leaves_the_others_trained(
 
 @pytest.mark.slow
 def test_cli_plan_github_output_and_model_commands(
-    project: tuple[Config, Store, ModelRegistry],
+    project: tuple[Config, Store, MlflowModelRegistry],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -7,15 +7,11 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+from platform_kit.catalog import Model
 from platform_kit.config import CommandTrainer, ModelConfig
-from platform_kit.models import (
-    BATCH_KEY,
-    Model,
-    batch_query,
-    fingerprint,
-    query_tables,
-    trainer_code_hash,
-)
+from platform_kit.fingerprints import fingerprint, trainer_code_hash
+from platform_kit.plan_inputs import query_tables
+from platform_kit.rows import BATCH_KEY, batch_query
 from platform_kit.train import _run_task, _Task
 
 ROWS = [

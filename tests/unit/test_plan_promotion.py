@@ -9,8 +9,8 @@ import pytest
 from platform_kit.config import PromoteIf
 from platform_kit.plan import ModelState, Reason, RecordedVersion, decide
 from platform_kit.retry import retry
-from platform_kit.tracking.models import (
-    PROMOTION,
+from platform_kit.tracking.registry import (
+    AliasAction,
     AliasMove,
     AliasState,
     VersionInfo,
@@ -18,11 +18,12 @@ from platform_kit.tracking.models import (
     parse_history,
     production_stack,
 )
+from platform_kit.tracking.tags import PROMOTION
 from platform_kit.train import promotion_decision
 
 
 def moves(*steps: tuple[int, str]) -> list[AliasMove]:
-    return [AliasMove(v, a, "2026-01-01T00:00:00+00:00") for v, a in steps]
+    return [AliasMove(v, AliasAction(a), "2026-01-01T00:00:00+00:00") for v, a in steps]
 
 
 def test_promotions_stack_up() -> None:
