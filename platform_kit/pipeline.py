@@ -19,7 +19,7 @@ from platform_kit.store import open_store
 from platform_kit.store.base import Store
 from platform_kit.sync import sync
 from platform_kit.tracking.mlflow_registry import registry_for
-from platform_kit.train import Progress, TrainReport, train
+from platform_kit.train import ModelStatus, Progress, TrainReport, train
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RunReport:
     def trained(self) -> list[str]:
         if self.training is None:
             return []
-        return [r.name for r in self.training.results if r.status == "trained"]
+        return [r.name for r in self.training.results if r.status is ModelStatus.TRAINED]
 
     @property
     def failed(self) -> list[str]:

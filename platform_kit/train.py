@@ -24,16 +24,18 @@ import threading
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from platform_kit import gitinfo
 from platform_kit.catalog import Model, expand_models, select_models
-from platform_kit.config import Config, PromoteIf
+from platform_kit.config import Config
 from platform_kit.errors import PlatformKitError, ServiceError, UsageError
 from platform_kit.plan import ModelState, Reason, Shard
 from platform_kit.plan import decide as plan_decision
 from platform_kit.plan_inputs import as_recorded, model_state
+from platform_kit.promotion import decide_promotion
 from platform_kit.rows import ModelRows, read_rows
 from platform_kit.store.base import Row, Store
 from platform_kit.tracking import tags
@@ -45,15 +47,22 @@ from platform_kit.tracking.registry import (
 )
 from platform_kit.workers import Outcome, Task, WorkerPool
 
-TRAINED, SKIPPED, FAILED = "trained", "skipped", "failed"
 LOG_THREADS = 4  # MLflow calls in flight at once: enough to hide ~60 ms per call
 BACKLOG_PER_WORKER = 4  # tasks queued per worker: keeps workers busy, bounds rows in memory
+
+
+class ModelStatus(StrEnum):
+    """What train did with a model (the ``status`` of each model in ``train --json``)."""
+
+    TRAINED = "trained"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 @dataclass
 class ModelResult:
     name: str
-    status: str  # trained | skipped | failed
+    status: ModelStatus
     reason: str  # why it trained or was skipped; the error when it failed
     fingerprint: str | None = None
     rows: int | None = None
@@ -65,12 +74,12 @@ class ModelResult:
     seconds: float = 0.0  # training time in the worker
 
     def fail(self, reason: str) -> None:
-        self.status, self.reason = FAILED, reason
+        self.status, self.reason = ModelStatus.FAILED, reason
 
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "reason": self.reason,
             "fingerprint": self.fingerprint,
             "rows": self.rows,
@@ -92,18 +101,18 @@ class TrainReport:
 
     @property
     def failed(self) -> list[ModelResult]:
-        return [r for r in self.results if r.status == FAILED]
+        return [r for r in self.results if r.status is ModelStatus.FAILED]
 
-    def count(self, status: str) -> int:
+    def count(self, status: ModelStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dolt_commit": self.commit,
             "dolt_branch": self.branch,
-            "trained": self.count(TRAINED),
-            "skipped": self.count(SKIPPED),
-            "failed": self.count(FAILED),
+            "trained": self.count(ModelStatus.TRAINED),
+            "skipped": self.count(ModelStatus.SKIPPED),
+            "failed": self.count(ModelStatus.FAILED),
             "seconds": round(self.seconds, 3),
             "models": [r.to_json() for r in self.results],
         }
@@ -117,36 +126,6 @@ class Progress:
 
     def done(self, result: ModelResult) -> None:
         """One model finished (trained, skipped or failed)."""
-
-
-# ---------------------------------------------------------------------------- promotion
-
-
-def promotion_decision(
-    promote_if: PromoteIf | None,
-    metrics: Mapping[str, float],
-    current: int | None,
-    alias: str = "production",
-) -> tuple[bool, str]:
-    """Whether a new version takes the alias, and why (or why not)."""
-    if current is None:
-        return True, f"promoted: no {alias} version yet"
-    if promote_if is None:
-        return True, "promoted: no promote_if"
-    value = metrics.get(promote_if.metric)
-    bounds = " and ".join(
-        f"{word} {limit:g}"
-        for word, limit in (("min", promote_if.min), ("max", promote_if.max))
-        if limit is not None
-    )
-    if value is None:
-        return False, f"not promoted: no metric {promote_if.metric!r} (promote_if needs it)"
-    if promote_if.passes(metrics):
-        return True, f"promoted: {promote_if.metric} {value:.4g} meets {bounds}"
-    return (
-        False,
-        f"not promoted: {promote_if.metric} {value:.4g} fails {bounds}; {alias} stays v{current}",
-    )
 
 
 # ---------------------------------------------------------------------------- the run
@@ -281,14 +260,16 @@ class TrainRun:
         or skipped, after finishing a promotion an interrupted run left)."""
         model = read.model
         if read.error is not None or read.rows is None:
-            self._finish(ModelResult(model.name, FAILED, f"reading its rows: {read.error}"))
+            self._finish(
+                ModelResult(model.name, ModelStatus.FAILED, f"reading its rows: {read.error}")
+            )
             return None
         rows = read.rows
         state = model_state(model, self.config.root, rows, self._code_cache)
         decision = plan_decision(state, self.recorded.get(model.name, []), force=self.target.force)
         result = ModelResult(
             model.name,
-            TRAINED if decision.train else SKIPPED,
+            ModelStatus.TRAINED if decision.train else ModelStatus.SKIPPED,
             _reason_text(decision.reason, decision.detail),
             fingerprint=state.fingerprint,
             rows=state.rows,
@@ -352,7 +333,7 @@ class TrainRun:
             ServiceError: MLflow stayed unreachable, so the run stopped early.
         """
         if self.lost:
-            done = sum(1 for r in self.results.values() if r.status != FAILED)
+            done = sum(1 for r in self.results.values() if r.status is not ModelStatus.FAILED)
             raise ServiceError(
                 f"{self.lost[0].message}; training stopped with {done} of "
                 f"{len(self.target.models)} models done",
@@ -378,14 +359,15 @@ class TrainRun:
         )
         result.run_id = run.run_id
         state = self.aliases.get(result.name, NO_ALIAS)
-        promote, why = promotion_decision(
+        promotion = decide_promotion(
             job.model.config.promote_if, metrics, state.current, registry.alias
         )
         has_model = (job.out_dir / "model").is_dir()
         source = f"{run.artifact_uri}/model" if has_model else run.artifact_uri
         version_tags = {
             **job.tags,
-            tags.PROMOTION: why,
+            tags.PROMOTION: promotion.reason,
+            tags.PROMOTION_STATE: promotion.state.value,
             **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in metrics.items()},
         }
         result.version = registry.register(
@@ -393,11 +375,11 @@ class TrainRun:
             run.run_id,
             source,
             version_tags,
-            promote=why if promote else None,
+            promote=promotion.reason if promotion.promote else None,
             state=state,
         )
-        result.promotion = why
-        result.promoted = promote
+        result.promotion = promotion.reason
+        result.promoted = promotion.promote
 
     def _finish_promotion(self, result: ModelResult) -> None:
         """Give the alias to the version an interrupted run registered as promoted, if any."""
