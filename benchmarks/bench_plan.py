@@ -2,7 +2,7 @@
 
 Sets up a real Dolt database (customers x examples) and a real MLflow server holding one version
 per model, tagged as `train` tags it, then commits changes to 3 customers' rows and times
-:func:`platform_kit.models.plan_training`. Goal: <= 5 s.
+:func:`platform_kit.plan_inputs.plan_training`. Goal: <= 5 s.
 
     python benchmarks/bench_plan.py [--small] [--models N] [--rows R]
 """
@@ -23,12 +23,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from platform_kit import services  # noqa: E402
+from platform_kit.catalog import expand_models  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
-from platform_kit.models import expand_models, fingerprint, model_state  # noqa: E402
+from platform_kit.fingerprints import fingerprint  # noqa: E402
+from platform_kit.plan_inputs import model_state  # noqa: E402
 from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
-from platform_kit.tracking import models as tags  # noqa: E402
-from platform_kit.tracking.models import registry_for  # noqa: E402
+from platform_kit.tracking import tags  # noqa: E402
+from platform_kit.tracking.mlflow_registry import registry_for  # noqa: E402
 
 EXAMPLES = TableSchema(
     {"example_id": "string", "customer_id": "string", "text": "string", "label": "string"},
@@ -65,7 +67,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.small:
         args.models = 100
 
-    from platform_kit.models import plan_training
+    from platform_kit.plan_inputs import plan_training
 
     root = Path(tempfile.mkdtemp(prefix="bench-plan-"))
     database = f"bench_{uuid.uuid4().hex[:8]}"

@@ -30,7 +30,7 @@ from platform_kit import services  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
 from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
-from platform_kit.tracking.models import registry_for  # noqa: E402
+from platform_kit.tracking.mlflow_registry import registry_for  # noqa: E402
 
 INTENTS = {
     "billing": "invoice charge refund payment card bill receipt overcharged price",
@@ -196,7 +196,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models, args.rows = 10, 300
     params = {"epochs": args.epochs, "lr": 0.02, "seed": 0}
 
-    from platform_kit.train import train
+    from platform_kit.train import ModelStatus, train
 
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
     database = f"bench_{uuid.uuid4().hex[:8]}"
@@ -250,7 +250,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kit_cpu = kit_workers + sum(spent.values())
         failed = report.failed
         print(
-            f"platform-kit train: {kit:.1f}s ({report.count('trained')} trained, "
+            f"platform-kit train: {kit:.1f}s ({report.count(ModelStatus.TRAINED)} trained, "
             f"{len(failed)} failed)",
             flush=True,
         )
@@ -264,7 +264,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         again = train(config, store, registry_for(config), workers=args.workers)
         print(
             f"rerun (all skipped): {time.perf_counter() - started:.1f}s "
-            f"({again.count('skipped')} skipped)"
+            f"({again.count(ModelStatus.SKIPPED)} skipped)"
         )
         ratio = kit / plain
         print(

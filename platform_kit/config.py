@@ -116,7 +116,7 @@ class PromoteIf:
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One model, or a family of models expanded from ``for_each`` (see :mod:`platform_kit.plan`)."""
+    """One model, or a family of models expanded from ``for_each`` (see :mod:`platform_kit.catalog`)."""
 
     name: str  # a template such as "intent-{customer_id}" for families
     query: str  # may use %(field)s parameters from the for_each row

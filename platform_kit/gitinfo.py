@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from platform_kit import env
@@ -36,13 +37,13 @@ def _head(root: Path) -> str | None:
     return out if done.returncode == 0 and out else None
 
 
-def github_tags() -> dict[str, str]:
-    """``github.run_id`` and ``github.workflow`` when running in GitHub Actions."""
-    tags: dict[str, str] = {}
-    run_id = env.get(env.GITHUB_RUN_ID)
-    workflow = env.get(env.GITHUB_WORKFLOW)
-    if run_id:
-        tags["github.run_id"] = run_id
-    if workflow:
-        tags["github.workflow"] = workflow
-    return tags
+@dataclass(frozen=True)
+class GithubRun:
+    """The GitHub Actions run around this process; both None outside Actions."""
+
+    run_id: str | None
+    workflow: str | None
+
+
+def github_run() -> GithubRun:
+    return GithubRun(env.get(env.GITHUB_RUN_ID) or None, env.get(env.GITHUB_WORKFLOW) or None)

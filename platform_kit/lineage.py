@@ -14,14 +14,9 @@ from typing import Any
 
 from platform_kit.errors import UsageError
 from platform_kit.store.base import Store
-from platform_kit.tracking.models import (
-    DOLT_BRANCH,
-    DOLT_COMMIT,
-    FINGERPRINT,
-    GIT_SHA,
-    ModelRegistry,
-)
+from platform_kit.tracking.registry import ModelRegistry
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
+from platform_kit.tracking.tags import DOLT_BRANCH, DOLT_COMMIT, FINGERPRINT, GIT_SHA
 
 _SYNC_MESSAGE = re.compile(
     r"^sync (?P<sheet>\S+): \+(?P<added>\d+) ~(?P<changed>\d+) -(?P<deleted>\d+) rows "

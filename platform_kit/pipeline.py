@@ -13,13 +13,13 @@ from typing import Any
 
 from platform_kit import services
 from platform_kit.config import Config
-from platform_kit.models import plan_training
 from platform_kit.plan import Plan, PlanSummary
+from platform_kit.plan_inputs import plan_training
 from platform_kit.store import open_store
 from platform_kit.store.base import Store
 from platform_kit.sync import sync
-from platform_kit.tracking.models import registry_for
-from platform_kit.train import Progress, TrainReport, train
+from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.train import ModelStatus, Progress, TrainReport, train
 
 
 @dataclass
@@ -46,7 +46,7 @@ class RunReport:
     def trained(self) -> list[str]:
         if self.training is None:
             return []
-        return [r.name for r in self.training.results if r.status == "trained"]
+        return [r.name for r in self.training.results if r.status is ModelStatus.TRAINED]
 
     @property
     def failed(self) -> list[str]:

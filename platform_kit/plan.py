@@ -1,8 +1,9 @@
 """The training planner: which models need training, why, and how to split them into jobs.
 
-Pure logic: it imports no backend. :mod:`platform_kit.models` feeds it each model's current
-state (fingerprint, trainer, params) and the versions MLflow recorded; :func:`make_plan` decides,
-and :func:`shard_plan` splits the models to train into balanced GitHub Actions matrix jobs.
+Pure logic: it imports no backend. :mod:`platform_kit.plan_inputs` feeds it each model's current
+state (fingerprint, trainer, params) and the versions the registry recorded; :func:`make_plan`
+decides, and :func:`shard_plan` splits the models to train into balanced GitHub Actions matrix
+jobs.
 
 A model needs training when no recorded version has the same data fingerprint, trainer (id and
 code hash) and params hash. The reason names what differs from its latest version.
@@ -10,7 +11,6 @@ code hash) and params hash. The reason names what differs from its latest versio
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -59,7 +59,7 @@ class RecordedVersion:
     code: str
     params: str
     dolt_commit: str = ""
-    query: str = ""  # hash of the query and its parameters (see models.query_hash)
+    query: str = ""  # hash of the query and its parameters (see catalog.Model.query_hash)
     rows: int | None = None
     # Registered as promoted, but the run stopped before it got the alias.
     promotion_pending: bool = False
@@ -300,18 +300,6 @@ def github_output(shards: Sequence[Shard]) -> str:
     """Lines for $GITHUB_OUTPUT: ``matrix=<json>`` and ``count=<jobs>``."""
     matrix = json.dumps(github_matrix(shards), separators=(",", ":"))
     return f"matrix={matrix}\ncount={len(shards)}\n"
-
-
-# ---------------------------------------------------------------------------- hashing
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
-
-
-def params_hash(params: Mapping[str, Any]) -> str:
-    """A stable hash of a model's params (key order does not matter)."""
-    return hashlib.sha256(canonical_json(dict(params)).encode()).hexdigest()
 
 
 @dataclass

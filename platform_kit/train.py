@@ -1,69 +1,68 @@
-"""Train models in a local worker pool and record them in MLflow.
+"""Train models in a local worker pool and record them in the model registry (MLflow).
 
 :func:`train` reads each model's rows as of the exact commit its ref resolves to, skips models
 whose fingerprint, trainer and params already have a version (unless forced), and trains the rest
-in worker processes, N at once. While workers train, threads in this process log finished models
-to MLflow (one call costs about 60 ms, so bookkeeping overlaps training rather than adding up):
-a run with params, metrics, tags and artifacts, then a version registered only after its
-artifacts are stored, then the ``production`` alias when ``promote_if`` passes or no version holds
-it yet. A failing model is reported and does not stop the others; an MLflow server that stays
-unreachable stops the run (:class:`ServiceError`), since nothing more could be recorded.
+in worker processes, N at once (:mod:`platform_kit.workers`). While workers train, threads in this
+process record finished models (one MLflow call costs about 60 ms, so bookkeeping overlaps
+training rather than adding up): a run with params, metrics, tags and artifacts, then a version
+registered only after its artifacts are stored, then the ``production`` alias when ``promote_if``
+passes or no version holds it yet. A failing model is reported and does not stop the others; an
+MLflow server that stays unreachable stops the run (:class:`ServiceError`), since nothing more
+could be recorded.
 
 Interruptions leave nothing half-made: a version is registered only after its artifacts are
 stored, and a run killed between registering a version and moving the alias is finished by the
-next run (see :func:`~platform_kit.tracking.models.interrupted_promotion`).
-
-Trainers: ``package.module:function`` called as ``function(rows, params, out_dir) -> metrics``,
-or ``{command: "prog {data} {out}"}``: ``{data}`` is a CSV file of the rows (``{data_jsonl}`` the
-same as JSON lines), ``{out}`` a directory where the command writes ``metrics.json`` and any
-artifacts (the servable model in ``{out}/model``).
+next run (see :func:`~platform_kit.tracking.registry.interrupted_promotion`).
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
-import csv
-import importlib
-import json
-import multiprocessing
-import os
-import shlex
 import shutil
-import subprocess
-import sys
 import tempfile
 import threading
 import time
-import traceback
-from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures.process import BrokenProcessPool
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from platform_kit import gitinfo
-from platform_kit.config import CommandTrainer, Config, PromoteIf, Trainer
+from platform_kit.catalog import Model, expand_models, select_models
+from platform_kit.config import Config
 from platform_kit.errors import PlatformKitError, ServiceError, UsageError
-from platform_kit.models import Model, expand_models, model_state, read_rows, select_models
-from platform_kit.plan import ModelState, Reason, Shard, decide
+from platform_kit.plan import ModelState, Reason, Shard
+from platform_kit.plan import decide as plan_decision
+from platform_kit.plan_inputs import as_recorded, model_state
+from platform_kit.promotion import decide_promotion
+from platform_kit.rows import ModelRows, read_rows
 from platform_kit.store.base import Row, Store
-from platform_kit.tracking import models as tags
-from platform_kit.tracking.models import (
-    AliasState,
+from platform_kit.tracking import tags
+from platform_kit.tracking.registry import (
+    NO_ALIAS,
     ModelRegistry,
     RunRecord,
-    as_recorded,
     interrupted_promotion,
 )
+from platform_kit.workers import Outcome, Task, WorkerPool
 
-TRAINED, SKIPPED, FAILED = "trained", "skipped", "failed"
 LOG_THREADS = 4  # MLflow calls in flight at once: enough to hide ~60 ms per call
+BACKLOG_PER_WORKER = 4  # tasks queued per worker: keeps workers busy, bounds rows in memory
+
+
+class ModelStatus(StrEnum):
+    """What train did with a model (the ``status`` of each model in ``train --json``)."""
+
+    TRAINED = "trained"
+    SKIPPED = "skipped"
+    FAILED = "failed"
 
 
 @dataclass
 class ModelResult:
     name: str
-    status: str  # trained | skipped | failed
+    status: ModelStatus
     reason: str  # why it trained or was skipped; the error when it failed
     fingerprint: str | None = None
     rows: int | None = None
@@ -74,10 +73,13 @@ class ModelResult:
     promotion: str = ""  # why it was or was not promoted
     seconds: float = 0.0  # training time in the worker
 
+    def fail(self, reason: str) -> None:
+        self.status, self.reason = ModelStatus.FAILED, reason
+
     def to_json(self) -> dict[str, Any]:
         return {
             "name": self.name,
-            "status": self.status,
+            "status": self.status.value,
             "reason": self.reason,
             "fingerprint": self.fingerprint,
             "rows": self.rows,
@@ -99,18 +101,18 @@ class TrainReport:
 
     @property
     def failed(self) -> list[ModelResult]:
-        return [r for r in self.results if r.status == FAILED]
+        return [r for r in self.results if r.status is ModelStatus.FAILED]
 
-    def count(self, status: str) -> int:
+    def count(self, status: ModelStatus) -> int:
         return sum(1 for r in self.results if r.status == status)
 
     def to_json(self) -> dict[str, Any]:
         return {
             "dolt_commit": self.commit,
             "dolt_branch": self.branch,
-            "trained": self.count(TRAINED),
-            "skipped": self.count(SKIPPED),
-            "failed": self.count(FAILED),
+            "trained": self.count(ModelStatus.TRAINED),
+            "skipped": self.count(ModelStatus.SKIPPED),
+            "failed": self.count(ModelStatus.FAILED),
             "seconds": round(self.seconds, 3),
             "models": [r.to_json() for r in self.results],
         }
@@ -126,149 +128,7 @@ class Progress:
         """One model finished (trained, skipped or failed)."""
 
 
-# ---------------------------------------------------------------------------- the worker side
-
-
-@dataclass(frozen=True)
-class _Task:
-    name: str
-    trainer: Trainer
-    params: Mapping[str, Any]
-    rows: list[Row]
-    out_dir: str
-    root: str
-
-
-@dataclass(frozen=True)
-class _Outcome:
-    name: str
-    metrics: dict[str, float] | None
-    error: str | None
-    seconds: float
-
-
-def _init_worker(root: str) -> None:
-    # Pool workers outlive a parent killed with SIGKILL; training for nobody wastes the GPU.
-    parent = os.getppid()
-    threading.Thread(target=_exit_with, args=(parent,), daemon=True).start()
-    # A worker per core: more torch threads would only fight over the same cores.
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    try:
-        import torch
-
-        torch.set_num_threads(1)
-    except ImportError:  # command trainers need no torch
-        pass
-
-
-def _exit_with(parent: int) -> None:
-    while os.getppid() == parent:
-        time.sleep(1.0)
-    os._exit(1)
-
-
-def _run_task(task: _Task) -> _Outcome:
-    started = time.perf_counter()
-    out_dir = Path(task.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        if isinstance(task.trainer, CommandTrainer):
-            metrics = _run_command(task.trainer.command, task.rows, out_dir, Path(task.root))
-        else:
-            module_name, function_name = task.trainer.split(":", 1)
-            function = getattr(importlib.import_module(module_name), function_name)
-            metrics = function(task.rows, dict(task.params), out_dir)
-        clean = _numbers(metrics, task.name)
-    except Exception as exc:
-        where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
-        at = f" (at {Path(where[0].filename).name}:{where[0].lineno})" if where else ""
-        return _Outcome(
-            task.name, None, f"{type(exc).__name__}: {exc}{at}", time.perf_counter() - started
-        )
-    return _Outcome(task.name, clean, None, time.perf_counter() - started)
-
-
-def _numbers(metrics: Any, name: str) -> dict[str, float]:
-    if not isinstance(metrics, Mapping):
-        raise TypeError(f"the trainer of {name!r} returned {type(metrics).__name__}, not metrics")
-    out: dict[str, float] = {}
-    for key, value in metrics.items():
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise TypeError(f"metric {key!r} of {name!r} is {value!r}, not a number")
-        out[str(key)] = float(value)
-    return out
-
-
-def _run_command(command: str, rows: Sequence[Row], out_dir: Path, root: Path) -> dict[str, Any]:
-    work = out_dir.parent
-    data_csv, data_jsonl = work / "data.csv", work / "data.jsonl"
-    columns = list(rows[0]) if rows else []
-    with data_csv.open("w", newline="", encoding="utf-8") as fh:
-        writer = csv.writer(fh, lineterminator="\n")  # \r\n would confuse awk and friends
-        writer.writerow(columns)
-        writer.writerows([["" if r.get(c) is None else r.get(c) for c in columns] for r in rows])
-    with data_jsonl.open("w", encoding="utf-8") as fh:
-        for row in rows:
-            fh.write(json.dumps(row, default=str, ensure_ascii=False) + "\n")
-    paths = {"data": str(data_csv), "data_jsonl": str(data_jsonl), "out": str(out_dir)}
-    try:
-        argv = [token.format(**paths) for token in shlex.split(command)]
-    except (KeyError, ValueError, IndexError) as exc:
-        raise ValueError(
-            f"command {command!r}: only {{data}}, {{data_jsonl}} and {{out}} may be used ({exc})"
-        ) from None
-    with (work / "command.log").open("wb") as log:
-        done = subprocess.run(argv, cwd=root, stdout=log, stderr=subprocess.STDOUT, check=False)
-    if done.returncode != 0:
-        tail = (work / "command.log").read_text(errors="replace").strip().splitlines()[-3:]
-        raise RuntimeError(f"command exited with {done.returncode}: {' | '.join(tail)}")
-    metrics_file = out_dir / "metrics.json"
-    if not metrics_file.is_file():
-        raise RuntimeError(f"command wrote no {{out}}/metrics.json (command: {command})")
-    metrics: dict[str, Any] = json.loads(metrics_file.read_text())
-    return metrics
-
-
-# ---------------------------------------------------------------------------- promotion
-
-
-def promotion_decision(
-    promote_if: PromoteIf | None,
-    metrics: Mapping[str, float],
-    current: int | None,
-    alias: str = "production",
-) -> tuple[bool, str]:
-    """Whether a new version takes the alias, and why (or why not)."""
-    if current is None:
-        return True, f"promoted: no {alias} version yet"
-    if promote_if is None:
-        return True, "promoted: no promote_if"
-    value = metrics.get(promote_if.metric)
-    bounds = " and ".join(
-        f"{word} {limit:g}"
-        for word, limit in (("min", promote_if.min), ("max", promote_if.max))
-        if limit is not None
-    )
-    if value is None:
-        return False, f"not promoted: no metric {promote_if.metric!r} (promote_if needs it)"
-    if promote_if.passes(metrics):
-        return True, f"promoted: {promote_if.metric} {value:.4g} meets {bounds}"
-    return (
-        False,
-        f"not promoted: {promote_if.metric} {value:.4g} fails {bounds}; {alias} stays v{current}",
-    )
-
-
-# ---------------------------------------------------------------------------- the parent side
-
-
-@dataclass
-class _Job:
-    model: Model
-    result: ModelResult
-    work: Path
-    tags: dict[str, str]
+# ---------------------------------------------------------------------------- the run
 
 
 def train(
@@ -287,12 +147,38 @@ def train(
 
     Raises:
         UsageError: bad arguments or an unknown model name.
+        ServiceError: MLflow stayed unreachable (what was recorded stays; a rerun skips it).
     Failures of single models are reported in the result, not raised.
     """
     started = time.perf_counter()
-    progress = progress or Progress()
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
+    target = select_target(config, store, names=names, shard=shard, ref=ref, force=force)
+    run = TrainRun(config, store, registry, target, progress or Progress())
+    run.execute(workers)
+    return run.report(time.perf_counter() - started)
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a train call works on: models at one exact Dolt commit."""
+
+    commit: str
+    branch: str  # the branch the commit was named by (or one whose head it is)
+    models: list[Model]
+    force: bool
+
+
+def select_target(
+    config: Config,
+    store: Store,
+    *,
+    names: Sequence[str] | None,
+    shard: Shard | None,
+    ref: str | None,
+    force: bool,
+) -> Target:
+    """The commit and the models to train: a shard's, the named ones, or every model."""
     if shard is not None:
         ref = shard.ref
         force = force or shard.force
@@ -302,194 +188,234 @@ def train(
     models = expand_models(config, store, commit)
     wanted = list(shard.models) if shard is not None else list(names or [])
     chosen = select_models(models, wanted) if wanted else models
-    progress.start(len(chosen))
-    versions = registry.versions([m.name for m in chosen])
-    recorded = as_recorded(versions)
-    aliases = registry.alias_states()
-    base_tags = _base_tags(config, commit, branch)
+    return Target(commit, branch, chosen, force)
 
-    results: dict[str, ModelResult] = {}
-    code_cache: dict[tuple[str, str], str] = {}
-    lock = threading.Lock()
-    temp_root = Path(tempfile.mkdtemp(prefix="platform-kit-train-"))
-    futures: list[cf.Future[_Outcome]] = []
-    lost: list[ServiceError] = []  # MLflow stayed unreachable: what cannot be recorded stops
 
-    def finish(result: ModelResult) -> None:
-        with lock:
-            results[result.name] = result
-        progress.done(result)
+@dataclass
+class _Job:
+    """A model on its way through a worker to the registry."""
 
-    def give_up(error: ServiceError) -> None:
-        with lock:
-            lost.append(error)
-        for future in list(futures):
-            future.cancel()  # only those not yet running
+    model: Model
+    result: ModelResult
+    work: Path  # the model's scratch directory; its trainer writes to work/out
+    tags: dict[str, str]
+    task: Task
 
-    slots = threading.Semaphore(workers * 4)
-    logger = cf.ThreadPoolExecutor(max_workers=LOG_THREADS, thread_name_prefix="mlflow")
-    pool: cf.ProcessPoolExecutor | None = None
-    try:
-        for index, (model, rows) in enumerate(read_rows(store, chosen, commit)):
-            if lost:
-                break
-            if isinstance(rows, PlatformKitError):
-                finish(ModelResult(model.name, FAILED, f"reading its rows: {rows}"))
-                continue
-            state = model_state(model, config.root, rows, code_cache)
-            decision = decide(state, recorded.get(model.name, []), force=force)
-            result = ModelResult(
-                model.name,
-                TRAINED if decision.train else SKIPPED,
-                _reason_text(decision.reason, decision.detail),
-                fingerprint=state.fingerprint,
-                rows=state.rows,
+    @property
+    def out_dir(self) -> Path:
+        return self.work / "out"
+
+
+class TrainRun:
+    """One train call: decides each model, submits those to train, records what they give.
+
+    Deciding and submitting happen on the calling thread, recording on logging threads; the
+    results and the "MLflow is gone" flag are shared under a lock.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        registry: ModelRegistry,
+        target: Target,
+        progress: Progress,
+    ) -> None:
+        self.config, self.store, self.registry = config, store, registry
+        self.target = target
+        self.progress = progress
+        progress.start(len(target.models))
+        self.versions = registry.versions([m.name for m in target.models])
+        self.recorded = as_recorded(self.versions)
+        self.aliases = registry.alias_states()
+        self.base_tags = _base_tags(config, target.commit, target.branch)
+        self.results: dict[str, ModelResult] = {}
+        self.lost: list[ServiceError] = []  # MLflow stayed unreachable: nothing more is recorded
+        self._code_cache: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+        self._pool: WorkerPool | None = None
+
+    def execute(self, workers: int) -> None:
+        """Decide, train and record every model; returns when all are recorded (or given up)."""
+        size = min(workers, len(self.target.models))
+        with (
+            tempfile.TemporaryDirectory(
+                prefix="platform-kit-train-", ignore_cleanup_errors=True
+            ) as scratch,
+            cf.ThreadPoolExecutor(LOG_THREADS, thread_name_prefix="mlflow") as logger,
+            WorkerPool(size, self.config.root, backlog=workers * BACKLOG_PER_WORKER) as pool,
+        ):
+            self._pool = pool
+            reads = read_rows(self.store, self.target.models, self.target.commit)
+            for index, read in enumerate(reads):
+                if self.lost:
+                    break
+                job = self.decide(read, Path(scratch) / f"{index:05d}")
+                if job is not None:
+                    self.submit(pool, logger, job)
+            pool.close(cancel=bool(self.lost))  # then the logger waits for the last records
+
+    def decide(self, read: ModelRows, work: Path) -> _Job | None:
+        """A job when the model trains; otherwise its result is final (failed to read its rows,
+        or skipped, after finishing a promotion an interrupted run left)."""
+        model = read.model
+        if read.error is not None or read.rows is None:
+            self._finish(
+                ModelResult(model.name, ModelStatus.FAILED, f"reading its rows: {read.error}")
             )
-            if not decision.train:
-                state_now = aliases.get(model.name, AliasState([], None))
-                pending = interrupted_promotion(versions.get(model.name, []), state_now)
-                if pending is not None:
-                    _finish_promotion(registry, result, pending, state_now)
-                finish(result)
-                continue
-            work = temp_root / f"{index:05d}"
-            job = _Job(model, result, work, _model_tags(base_tags, model, state, rows))
-            task = _Task(
-                model.name,
-                model.config.trainer,
-                dict(model.params),
-                rows,
-                str(work / "out"),
-                str(config.root),
-            )
-            slots.acquire()  # bounds the rows held in memory while workers are busy
-            try:
-                pool = pool or _new_pool(min(workers, len(chosen)), config.root)
-                future = pool.submit(_run_task, task)
-            except BrokenProcessPool:  # a crashed worker breaks the pool: the rest get a new one
-                pool.shutdown(wait=False)  # type: ignore[union-attr]
-                pool = _new_pool(min(workers, len(chosen)), config.root)
-                future = pool.submit(_run_task, task)
-            futures.append(future)
-            future.add_done_callback(lambda _: slots.release())
-            future.add_done_callback(
-                lambda f, job=job: logger.submit(  # type: ignore[misc]
-                    _record, registry, job, f, aliases, finish, give_up, lost
-                )
-            )
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=bool(lost))
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=True, cancel_futures=True)
-        logger.shutdown(wait=True)
-        shutil.rmtree(temp_root, ignore_errors=True)
-    if lost:
-        done = sum(1 for r in results.values() if r.status != FAILED)
-        raise ServiceError(
-            f"{lost[0].message}; training stopped with {done} of {len(chosen)} models done",
-            hint="bring MLflow back ('platform-kit services up') and rerun: recorded models are"
-            " skipped, the rest train",
-        ) from lost[0]
-    order = {m.name: i for i, m in enumerate(chosen)}
-    return TrainReport(
-        commit=commit,
-        branch=branch,
-        results=sorted(results.values(), key=lambda r: order[r.name]),
-        seconds=time.perf_counter() - started,
-    )
+            return None
+        rows = read.rows
+        state = model_state(model, self.config.root, rows, self._code_cache)
+        decision = plan_decision(state, self.recorded.get(model.name, []), force=self.target.force)
+        result = ModelResult(
+            model.name,
+            ModelStatus.TRAINED if decision.train else ModelStatus.SKIPPED,
+            _reason_text(decision.reason, decision.detail),
+            fingerprint=state.fingerprint,
+            rows=state.rows,
+        )
+        if not decision.train:
+            self._finish_promotion(result)
+            self._finish(result)
+            return None
+        task = Task(
+            model.name,
+            model.config.trainer,
+            dict(model.params),
+            rows,
+            str(work / "out"),
+            str(self.config.root),
+        )
+        return _Job(model, result, work, _model_tags(self.base_tags, model, state, rows), task)
 
+    def submit(self, pool: WorkerPool, logger: cf.ThreadPoolExecutor, job: _Job) -> None:
+        """Send the job to a worker; a logging thread records it when the worker is done."""
+        future = pool.submit(job.task)
+        future.add_done_callback(lambda f: logger.submit(self.record, job, f))
 
-def _new_pool(workers: int, root: Path) -> cf.ProcessPoolExecutor:
-    # spawn: this process holds threads and connections that must not be forked.
-    return cf.ProcessPoolExecutor(
-        max_workers=workers,
-        mp_context=multiprocessing.get_context("spawn"),
-        initializer=_init_worker,
-        initargs=(str(root),),
-    )
-
-
-def _record(
-    registry: ModelRegistry,
-    job: _Job,
-    future: cf.Future[_Outcome],
-    aliases: Mapping[str, AliasState],
-    finish: Callable[[ModelResult], None],
-    give_up: Callable[[ServiceError], None],
-    lost: Sequence[ServiceError],
-) -> None:
-    """Log one finished model to MLflow (runs on a logging thread)."""
-    result = job.result
-    if future.cancelled() or lost:  # no point in waiting out MLflow's retries once more
-        result.status, result.reason = FAILED, "not recorded: the run stopped (MLflow unreachable)"
-        shutil.rmtree(job.work, ignore_errors=True)
-        finish(result)
-        return
-    try:
-        outcome = future.result()
-    except Exception as exc:  # the worker process died
-        outcome = _Outcome(result.name, None, f"worker crashed: {type(exc).__name__}: {exc}", 0.0)
-    result.seconds = outcome.seconds
-    out_dir = job.work / "out"
-    try:
-        if outcome.metrics is None:
-            result.status, result.reason = FAILED, outcome.error or "failed"
-            run_id, _ = registry.log_run(
-                RunRecord(
+    def record(self, job: _Job, future: cf.Future[Outcome]) -> None:
+        """Log one finished model to the registry (on a logging thread); never raises."""
+        result = job.result
+        try:
+            if future.cancelled() or self.lost:  # no point in waiting out MLflow's retries again
+                result.fail("not recorded: the run stopped (MLflow unreachable)")
+                return
+            outcome = _outcome(future, result.name)
+            result.seconds = outcome.seconds
+            if outcome.metrics is None:
+                result.fail(outcome.error or "failed")
+                artifacts = job.out_dir if job.out_dir.is_dir() else None
+                record = RunRecord(
                     result.name,
                     job.tags,
                     job.model.params,
-                    artifacts=out_dir if out_dir.is_dir() else None,
+                    artifacts=artifacts,
                     failed=result.reason,
                 )
-            )
-            result.run_id = run_id
-            return
-        result.metrics = outcome.metrics
-        run_id, artifact_uri = registry.log_run(
-            RunRecord(result.name, job.tags, job.model.params, outcome.metrics, out_dir)
+                result.run_id = self.registry.log_run(record).run_id
+            else:
+                self._register(job, outcome.metrics)
+        except ServiceError as exc:
+            result.fail(f"recording in MLflow: {exc}")
+            self._give_up(exc)
+        except PlatformKitError as exc:
+            result.fail(f"recording in MLflow: {exc}")
+        except Exception as exc:  # never lose a model's result to an unexpected error
+            result.fail(f"recording in MLflow: {type(exc).__name__}: {exc}")
+        finally:
+            shutil.rmtree(job.work, ignore_errors=True)
+            self._finish(result)
+
+    def report(self, seconds: float) -> TrainReport:
+        """The results in the order the models were selected.
+
+        Raises:
+            ServiceError: MLflow stayed unreachable, so the run stopped early.
+        """
+        if self.lost:
+            done = sum(1 for r in self.results.values() if r.status is not ModelStatus.FAILED)
+            raise ServiceError(
+                f"{self.lost[0].message}; training stopped with {done} of "
+                f"{len(self.target.models)} models done",
+                hint="bring MLflow back ('platform-kit services up') and rerun: recorded models are"
+                " skipped, the rest train",
+            ) from self.lost[0]
+        order = {m.name: i for i, m in enumerate(self.target.models)}
+        return TrainReport(
+            commit=self.target.commit,
+            branch=self.target.branch,
+            results=sorted(self.results.values(), key=lambda r: order[r.name]),
+            seconds=seconds,
         )
-        result.run_id = run_id
-        state = aliases.get(result.name, AliasState([], None))
-        promote, why = promotion_decision(
-            job.model.config.promote_if, outcome.metrics, state.current, registry.alias
+
+    # -- steps
+
+    def _register(self, job: _Job, metrics: dict[str, float]) -> None:
+        """Log the run, register its version, and move the alias when the version earns it."""
+        result, registry = job.result, self.registry
+        result.metrics = metrics
+        run = registry.log_run(
+            RunRecord(result.name, job.tags, job.model.params, metrics, job.out_dir)
         )
-        source = f"{artifact_uri}/model" if (out_dir / "model").is_dir() else artifact_uri
+        result.run_id = run.run_id
+        state = self.aliases.get(result.name, NO_ALIAS)
+        promotion = decide_promotion(
+            job.model.config.promote_if, metrics, state.current, registry.alias
+        )
+        has_model = (job.out_dir / "model").is_dir()
+        source = f"{run.artifact_uri}/model" if has_model else run.artifact_uri
         version_tags = {
             **job.tags,
-            tags.PROMOTION: why,
-            **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in outcome.metrics.items()},
+            tags.PROMOTION: promotion.reason,
+            tags.PROMOTION_STATE: promotion.state.value,
+            **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in metrics.items()},
         }
         result.version = registry.register(
-            result.name, run_id, source, version_tags, promote=why if promote else None, state=state
+            result.name,
+            run.run_id,
+            source,
+            version_tags,
+            promote=promotion.reason if promotion.promote else None,
+            state=state,
         )
-        result.promotion = why
-        result.promoted = promote
-    except ServiceError as exc:
-        result.status, result.reason = FAILED, f"recording in MLflow: {exc}"
-        give_up(exc)
-    except PlatformKitError as exc:
-        result.status, result.reason = FAILED, f"recording in MLflow: {exc}"
-    except Exception as exc:  # never lose a model's result to an unexpected error
-        result.status, result.reason = FAILED, f"recording in MLflow: {type(exc).__name__}: {exc}"
-    finally:
-        shutil.rmtree(job.work, ignore_errors=True)
-        finish(result)
+        result.promotion = promotion.reason
+        result.promoted = promotion.promote
+
+    def _finish_promotion(self, result: ModelResult) -> None:
+        """Give the alias to the version an interrupted run registered as promoted, if any."""
+        state = self.aliases.get(result.name, NO_ALIAS)
+        version = interrupted_promotion(self.versions.get(result.name, []), state)
+        if version is None:
+            return
+        self.registry.move_alias(
+            result.name,
+            version,
+            reason=f"promoted: finishing the promotion an interrupted run began (v{version})",
+            state=state,
+        )
+        result.version, result.promoted = version, True
+        result.promotion = f"promoted: finished an interrupted promotion of version {version}"
+        result.reason += (
+            f"; gave version {version} the {self.registry.alias} alias an interrupted run left"
+        )
+
+    def _finish(self, result: ModelResult) -> None:
+        with self._lock:
+            self.results[result.name] = result
+        self.progress.done(result)
+
+    def _give_up(self, error: ServiceError) -> None:
+        with self._lock:
+            self.lost.append(error)
+        if self._pool is not None:
+            self._pool.cancel_waiting()
 
 
-def _finish_promotion(
-    registry: ModelRegistry, result: ModelResult, version: int, state: AliasState
-) -> None:
-    registry.move_alias(
-        result.name,
-        version,
-        reason=f"promoted: finishing the promotion an interrupted run began (v{version})",
-        state=state,
-    )
-    result.version, result.promoted = version, True
-    result.promotion = f"promoted: finished an interrupted promotion of version {version}"
-    result.reason += f"; gave version {version} the {registry.alias} alias an interrupted run left"
+def _outcome(future: cf.Future[Outcome], name: str) -> Outcome:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process died
+        return Outcome(name, None, f"worker crashed: {type(exc).__name__}: {exc}", 0.0)
 
 
 def _reason_text(reason: Reason, detail: str) -> str:
@@ -508,13 +434,17 @@ def _branch_of(store: Store, ref: str, commit: str, main: str) -> str:
 
 def _base_tags(config: Config, commit: str, branch: str) -> dict[str, str]:
     sha = gitinfo.git_sha(config.root)
+    run = gitinfo.github_run()
     out = {
         tags.GIT_SHA: sha or "unknown",
         tags.DOLT_COMMIT: commit,
         tags.DOLT_BRANCH: branch,
         tags.DOLT_DATABASE: config.dolt.database,
-        **gitinfo.github_tags(),
     }
+    if run.run_id:
+        out[tags.GITHUB_RUN_ID] = run.run_id
+    if run.workflow:
+        out[tags.GITHUB_WORKFLOW] = run.workflow
     if sha:
         out[tags.MLFLOW_GIT_COMMIT] = sha
     return out
@@ -533,7 +463,3 @@ def _model_tags(
         tags.QUERY_HASH: model.query_hash(),
         tags.ROWS: str(len(rows)),
     }
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))

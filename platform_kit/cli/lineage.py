@@ -13,7 +13,7 @@ from platform_kit.lineage import Lineage, lineage, releases_using
 from platform_kit.services import mlflow_uri
 from platform_kit.store import open_store
 from platform_kit.tracking.client import mlflow_client
-from platform_kit.tracking.models import registry_for
+from platform_kit.tracking.mlflow_registry import registry_for
 from platform_kit.tracking.releases import ReleaseLog
 
 

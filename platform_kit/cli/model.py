@@ -6,7 +6,9 @@ import argparse
 
 from platform_kit.cli.common import config_of, emit, note, stdout, table
 from platform_kit.config import Config
-from platform_kit.tracking.models import ModelSummary, registry_for
+from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.tracking.registry import ModelSummary
+from platform_kit.tracking.tags import DOLT_COMMIT
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -61,7 +63,7 @@ def _summary_json(m: ModelSummary) -> dict[str, object]:
         "name": m.name,
         "production_version": prod.version if prod else None,
         "metrics": prod.metrics if prod else {},
-        "dolt_commit": prod.tags.get("dolt.commit") if prod else None,
+        "dolt_commit": prod.tags.get(DOLT_COMMIT) if prod else None,
         "latest_version": m.latest.version if m.latest else None,
         "versions": m.versions,
     }
@@ -78,7 +80,7 @@ def _render(config: Config, models: list[ModelSummary]) -> None:
                 m.name,
                 f"v{prod.version}" if prod else "-",
                 f"{value:.4g}" if value is not None else "",
-                (prod.tags.get("dolt.commit") or "")[:12] if prod else "",
+                (prod.tags.get(DOLT_COMMIT) or "")[:12] if prod else "",
                 f"v{m.latest.version}" if m.latest else "",
                 m.versions,
             ]

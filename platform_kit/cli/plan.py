@@ -7,10 +7,10 @@ import sys
 
 from platform_kit import env
 from platform_kit.cli.common import config_of, emit, note, stdout, table
-from platform_kit.models import plan_training
 from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
+from platform_kit.plan_inputs import plan_training
 from platform_kit.store import open_store
-from platform_kit.tracking.models import registry_for
+from platform_kit.tracking.mlflow_registry import registry_for
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]

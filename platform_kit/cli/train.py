@@ -11,8 +11,8 @@ from platform_kit.cli.common import config_of, emit, note, stderr, stdout, table
 from platform_kit.errors import TrainingError, UsageError
 from platform_kit.plan import Shard
 from platform_kit.store import open_store
-from platform_kit.tracking.models import registry_for
-from platform_kit.train import FAILED, ModelResult, TrainReport, train
+from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.train import ModelResult, ModelStatus, TrainReport, train
 from platform_kit.train import Progress as TrainProgress
 
 
@@ -96,7 +96,7 @@ def progress_bar() -> _Bar:
 
 
 def _what(result: ModelResult) -> str:
-    if result.status == FAILED:
+    if result.status is ModelStatus.FAILED:
         return result.reason
     if result.version is not None:
         return f"v{result.version} ({result.promotion}); {result.reason}"
@@ -114,12 +114,13 @@ def _render(report: TrainReport) -> None:
                 f"v{r.version}" if r.version is not None else "",
                 "yes" if r.promoted else "",
                 metric,
-                r.reason if r.status != "trained" else (r.promotion or r.reason),
+                r.reason if r.status is not ModelStatus.TRAINED else (r.promotion or r.reason),
             ]
         )
     stdout.print(table(None, ["model", "status", "version", "promoted", "metrics", "why"], rows))
     note(
-        f"{report.count('trained')} trained, {report.count('skipped')} skipped, "
-        f"{report.count('failed')} failed at {report.commit[:12]} ({report.branch}) "
+        f"{report.count(ModelStatus.TRAINED)} trained, "
+        f"{report.count(ModelStatus.SKIPPED)} skipped, "
+        f"{report.count(ModelStatus.FAILED)} failed at {report.commit[:12]} ({report.branch}) "
         f"in {report.seconds:.1f}s"
     )

@@ -12,7 +12,7 @@ Build order is the failure semantics:
    simply tries again.
 
 The manifest is resolved from the models platform.yaml declares (families expanded at the head
-of Dolt main by :func:`platform_kit.models.expand_models`), not from every registered model
+of Dolt main by :func:`platform_kit.catalog.expand_models`), not from every registered model
 holding the alias, so a model dropped from the config leaves the next release.
 """
 
@@ -41,8 +41,10 @@ from platform_kit.release.manifest import canonical_json, changed_models, manife
 from platform_kit.release.registry import Registry
 from platform_kit.services import mlflow_uri
 from platform_kit.tracking.client import mlflow_client
-from platform_kit.tracking.models import DOLT_COMMIT, VersionInfo, registry_for
+from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.tracking.registry import VersionInfo
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
+from platform_kit.tracking.tags import DOLT_COMMIT
 
 BASE_SCRIPT = ASSETS / "base" / "build.sh"
 LOCAL_BASE = "platform-kit/base:bookworm"
@@ -121,7 +123,7 @@ def resolve_manifest(
         ReleaseError: a configured model has no version holding the alias (all such are named),
             or no model is configured.
     """
-    from platform_kit.models import expand_models
+    from platform_kit.catalog import expand_models
     from platform_kit.store import open_store
 
     store = open_store(config)

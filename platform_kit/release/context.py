@@ -26,7 +26,7 @@ from pathlib import Path
 
 from platform_kit.errors import ReleaseError
 from platform_kit.tracking.client import call
-from platform_kit.tracking.models import VersionInfo
+from platform_kit.tracking.registry import VersionInfo
 from training import bow
 
 # The recipes ship as package data (images/ in the repo links to them), so releases also build

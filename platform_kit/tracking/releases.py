@@ -19,15 +19,14 @@ from typing import Any
 from mlflow.tracking import MlflowClient
 
 from platform_kit.tracking.client import call, tags_of
+from platform_kit.tracking.tags import DOLT_COMMIT, GIT_SHA
+from platform_kit.tracking.tags import RELEASE_ALIAS as ALIAS
+from platform_kit.tracking.tags import RELEASE_IMAGE as IMAGE
+from platform_kit.tracking.tags import RELEASE_MD5 as MD5
+from platform_kit.tracking.tags import RELEASE_PREVIOUS_DIGEST as PREVIOUS_DIGEST
+from platform_kit.tracking.tags import RELEASE_ROLLBACK as ROLLBACK
 
 EXPERIMENT = "platform-kit-releases"
-MD5 = "release.md5"
-IMAGE = "release.image"
-ALIAS = "release.alias"
-GIT_SHA = "git.sha"
-DOLT_COMMIT = "dolt.commit"
-ROLLBACK = "release.rollback"
-PREVIOUS_DIGEST = "release.previous_digest"
 MANIFEST_FILE = "manifest.json"
 _READ_WORKERS = 8
 

@@ -9,20 +9,24 @@ import mlflow
 import pytest
 
 from platform_kit.errors import UsageError
+from platform_kit.plan_inputs import recorded_versions
 from platform_kit.tracking.client import mlflow_client
-from platform_kit.tracking.models import ModelRegistry, RunRecord
+from platform_kit.tracking.mlflow_registry import MlflowModelRegistry
+from platform_kit.tracking.registry import RunRecord
 from tests.conftest import Services
 from training.bow import BowModel
 from training.intent import train as train_intent
 
 
 @pytest.fixture
-def registry(services: Services) -> ModelRegistry:
+def registry(services: Services) -> MlflowModelRegistry:
     project = f"reg-{uuid.uuid4().hex[:8]}"
-    return ModelRegistry(mlflow_client(services.mlflow_uri), project=project, experiment=project)
+    return MlflowModelRegistry(
+        mlflow_client(services.mlflow_uri), project=project, experiment=project
+    )
 
 
-def new_version(registry: ModelRegistry, name: str, tmp_path: Path, fp: str = "f") -> int:
+def new_version(registry: MlflowModelRegistry, name: str, tmp_path: Path, fp: str = "f") -> int:
     out = tmp_path / uuid.uuid4().hex / "out"
     (out / "model").mkdir(parents=True)
     (out / "model" / "x.txt").write_text("x")
@@ -32,7 +36,7 @@ def new_version(registry: ModelRegistry, name: str, tmp_path: Path, fp: str = "f
 
 
 def test_version_source_is_a_servable_model(
-    registry: ModelRegistry, services: Services, tmp_path: Path
+    registry: MlflowModelRegistry, services: Services, tmp_path: Path
 ) -> None:
     rows = [{"text": f"refund invoice {i}", "label": "billing"} for i in range(10)] + [
         {"text": f"track parcel {i}", "label": "shipping"} for i in range(10)
@@ -56,13 +60,13 @@ def test_version_source_is_a_servable_model(
     assert run.data.params["epochs"] == "2"
     assert run.data.metrics["accuracy"] == metrics["accuracy"]
     assert run.info.status == "FINISHED"
-    recorded = registry.recorded()[name]
+    recorded = recorded_versions(registry)[name]
     assert [(r.version, r.fingerprint, r.trainer) for r in recorded] == [
         (version, "f1", "training.intent:train")
     ]
 
 
-def test_promote_rollback_and_history(registry: ModelRegistry, tmp_path: Path) -> None:
+def test_promote_rollback_and_history(registry: MlflowModelRegistry, tmp_path: Path) -> None:
     name = f"{registry.project}-m"
     v1, v2, v3 = (new_version(registry, name, tmp_path, fp=str(i)) for i in range(3))
     registry.promote(name, v1)
@@ -90,7 +94,9 @@ def test_promote_rollback_and_history(registry: ModelRegistry, tmp_path: Path) -
     assert summary.versions == 3
 
 
-def test_alias_moved_outside_the_kit_is_observed(registry: ModelRegistry, tmp_path: Path) -> None:
+def test_alias_moved_outside_the_kit_is_observed(
+    registry: MlflowModelRegistry, tmp_path: Path
+) -> None:
     name = f"{registry.project}-m"
     v1, v2 = (new_version(registry, name, tmp_path, fp=str(i)) for i in range(2))
     registry.promote(name, v1)
@@ -98,7 +104,9 @@ def test_alias_moved_outside_the_kit_is_observed(registry: ModelRegistry, tmp_pa
     assert registry.rollback(name) == (v2, v1)
 
 
-def test_unknown_model_or_version_is_a_usage_error(registry: ModelRegistry, tmp_path: Path) -> None:
+def test_unknown_model_or_version_is_a_usage_error(
+    registry: MlflowModelRegistry, tmp_path: Path
+) -> None:
     with pytest.raises(UsageError, match="no registered model"):
         registry.rollback("no-such-model")
     name = f"{registry.project}-m"

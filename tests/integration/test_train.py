@@ -19,12 +19,12 @@ import pytest
 
 from platform_kit.cli import main
 from platform_kit.config import Config, load_config
-from platform_kit.models import plan_training
 from platform_kit.plan import Reason, Shard, shard_plan
+from platform_kit.plan_inputs import plan_training
 from platform_kit.store import open_store
 from platform_kit.store.base import ChangeSet, Store, TableSchema
-from platform_kit.tracking.models import ModelRegistry, registry_for
-from platform_kit.train import FAILED, SKIPPED, TRAINED, train
+from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, registry_for
+from platform_kit.train import ModelStatus, train
 from tests.conftest import Services
 from training.bow import BowModel
 
@@ -90,7 +90,7 @@ def write(
 
 
 @pytest.fixture
-def project(services: Services, tmp_path: Path) -> tuple[Config, Store, ModelRegistry]:
+def project(services: Services, tmp_path: Path) -> tuple[Config, Store, MlflowModelRegistry]:
     database = f"t{uuid.uuid4().hex[:10]}"
     config = write(tmp_path / "proj", services, database)
     store = open_store(config)
@@ -120,7 +120,7 @@ def by_name(report: Any) -> dict[str, Any]:
 
 @pytest.mark.slow
 def test_train_only_what_changed(
-    project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -131,7 +131,7 @@ def test_train_only_what_changed(
 
     first = train(config, store, registry, workers=2)
     assert {r.name: r.status for r in first.results} == dict.fromkeys(
-        (f"{P}intent-acme", f"{P}intent-globex", f"{P}intent-initech"), TRAINED
+        (f"{P}intent-acme", f"{P}intent-globex", f"{P}intent-initech"), ModelStatus.TRAINED
     )
     head = store.resolve("main")
     assert first.commit == head and first.branch == "main"
@@ -154,6 +154,8 @@ def test_train_only_what_changed(
         assert tags["data.fingerprint"] == acme.fingerprint
         assert len(tags["git.sha"]) == 40
         assert tags["mlflow.source.git.commit"] == tags["git.sha"]
+    assert version.tags["promotion.state"] == "promoted"
+    assert version.tags["promotion"] == "promoted: no production version yet"
     assert run.data.params["epochs"] == "3"
     assert set(run.data.metrics) >= {"accuracy", "loss", "n_train", "n_eval"}
     # The version's source is the servable model.
@@ -163,7 +165,7 @@ def test_train_only_what_changed(
 
     # Rerun: nothing new, every model skipped with the reason.
     again = train(config, store, registry, workers=2)
-    assert {r.status for r in again.results} == {SKIPPED}
+    assert {r.status for r in again.results} == {ModelStatus.SKIPPED}
     assert all("same data, trainer and params as version 1" in r.reason for r in again.results)
     assert plan_training(config, store, registry).to_train == []
 
@@ -179,18 +181,18 @@ def test_train_only_what_changed(
     [shard] = shard_plan(plan)
     report = train(config, store, registry, shard=Shard.from_json(shard.to_json()))
     assert [(r.name, r.status, r.version) for r in report.results] == [
-        (f"{P}intent-globex", TRAINED, 2)
+        (f"{P}intent-globex", ModelStatus.TRAINED, 2)
     ]
 
     # Force retrains anyway, at the same inputs.
     forced = train(config, store, registry, names=[f"{P}intent-acme"], force=True)
-    assert [(r.status, r.version) for r in forced.results] == [(TRAINED, 2)]
+    assert [(r.status, r.version) for r in forced.results] == [(ModelStatus.TRAINED, 2)]
     assert forced.results[0].reason.startswith("forced")
 
 
 @pytest.mark.slow
 def test_params_change_retrains_and_promote_if_gates(
-    project: tuple[Config, Store, ModelRegistry], services: Services
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -205,15 +207,16 @@ def test_params_change_retrains_and_promote_if_gates(
     assert reasons[f"{P}intent-globex"] is Reason.NEW_MODEL
     report = train(changed, store, registry, names=[f"{P}intent-acme"], workers=1)
     [result] = report.results
-    assert result.status == TRAINED and result.version == 2 and not result.promoted
+    assert result.status == ModelStatus.TRAINED and result.version == 2 and not result.promoted
     assert "not promoted: n_train 32 fails max 10" in result.promotion
     assert registry.production(f"{P}intent-acme").version == 1  # type: ignore[union-attr]
-    assert "not promoted" in registry.version(f"{P}intent-acme", 2).tags["promotion"]
+    refused = registry.version(f"{P}intent-acme", 2).tags
+    assert "not promoted" in refused["promotion"] and refused["promotion.state"] == "not_promoted"
 
 
 @pytest.mark.slow
 def test_a_failing_model_leaves_the_others_trained(
-    project: tuple[Config, Store, ModelRegistry], services: Services, tmp_path: Path
+    project: tuple[Config, Store, MlflowModelRegistry], services: Services, tmp_path: Path
 ) -> None:
     config, store, registry = project
     P = f"{config.project}-"
@@ -241,11 +244,11 @@ def test_a_failing_model_leaves_the_others_trained(
     report = train(config, store, registry, workers=2)
     status = {r.name: r.status for r in report.results}
     assert status == {
-        f"{P}intent-acme": TRAINED,
-        f"{P}intent-globex": TRAINED,
-        f"{P}intent-initech": TRAINED,
-        f"{P}intent-tiny": FAILED,
-        f"{P}counter": TRAINED,
+        f"{P}intent-acme": ModelStatus.TRAINED,
+        f"{P}intent-globex": ModelStatus.TRAINED,
+        f"{P}intent-initech": ModelStatus.TRAINED,
+        f"{P}intent-tiny": ModelStatus.FAILED,
+        f"{P}counter": ModelStatus.TRAINED,
     }
     tiny = by_name(report)[f"{P}intent-tiny"]
     assert "at least 2 rows" in tiny.reason
@@ -264,7 +267,7 @@ def test_a_failing_model_leaves_the_others_trained(
 
 @pytest.mark.slow
 def test_cli_plan_github_output_and_model_commands(
-    project: tuple[Config, Store, ModelRegistry],
+    project: tuple[Config, Store, MlflowModelRegistry],
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from platform_kit.errors import UsageError
+from platform_kit.fingerprints import params_hash
 from platform_kit.plan import (
     Decision,
     ModelState,
@@ -18,7 +19,6 @@ from platform_kit.plan import (
     github_matrix,
     github_output,
     make_plan,
-    params_hash,
     shard_plan,
 )
 

@@ -7,16 +7,12 @@ import json
 from decimal import Decimal
 from pathlib import Path
 
+from platform_kit.catalog import Model
 from platform_kit.config import CommandTrainer, ModelConfig
-from platform_kit.models import (
-    BATCH_KEY,
-    Model,
-    batch_query,
-    fingerprint,
-    query_tables,
-    trainer_code_hash,
-)
-from platform_kit.train import _run_task, _Task
+from platform_kit.fingerprints import fingerprint, trainer_code_hash
+from platform_kit.plan_inputs import query_tables
+from platform_kit.rows import BATCH_KEY, batch_query
+from platform_kit.workers import Task, run_task
 
 ROWS = [
     {"text": "hello", "label": "a", "n": Decimal("1.50"), "at": dt.date(2026, 1, 2)},
@@ -87,8 +83,8 @@ def test_a_command_trainer_gets_data_and_writes_metrics(tmp_path: Path) -> None:
     (tmp_path / "count.sh").write_text(AWK_TRAINER)
     rows = [{"text": f"t{i}", "label": "a" if i % 3 else "b"} for i in range(9)]
     out = tmp_path / "work" / "out"
-    outcome = _run_task(
-        _Task("m", CommandTrainer("sh count.sh {data} {out}"), {}, rows, str(out), str(tmp_path))
+    outcome = run_task(
+        Task("m", CommandTrainer("sh count.sh {data} {out}"), {}, rows, str(out), str(tmp_path))
     )
     assert outcome.error is None, outcome.error
     assert outcome.metrics == {"rows": 9.0, "accuracy": 1.0}
@@ -99,8 +95,8 @@ def test_a_command_trainer_gets_data_and_writes_metrics(tmp_path: Path) -> None:
 
 def test_a_failing_command_reports_its_output(tmp_path: Path) -> None:
     out = tmp_path / "work" / "out"
-    outcome = _run_task(
-        _Task(
+    outcome = run_task(
+        Task(
             "m", CommandTrainer("sh -c 'echo broken >&2; exit 3'"), {}, [], str(out), str(tmp_path)
         )
     )
@@ -111,8 +107,8 @@ def test_a_failing_command_reports_its_output(tmp_path: Path) -> None:
 
 
 def test_a_python_trainer_error_is_reported(tmp_path: Path) -> None:
-    outcome = _run_task(
-        _Task("m", "training.intent:train", {}, [], str(tmp_path / "w" / "out"), str(tmp_path))
+    outcome = run_task(
+        Task("m", "training.intent:train", {}, [], str(tmp_path / "w" / "out"), str(tmp_path))
     )
     assert outcome.metrics is None and outcome.error is not None
     assert "ValueError" in outcome.error and "at least 2 rows" in outcome.error

@@ -8,9 +8,10 @@ import pytest
 
 from platform_kit.config import PromoteIf
 from platform_kit.plan import ModelState, Reason, RecordedVersion, decide
+from platform_kit.promotion import Promotion, decide_promotion
 from platform_kit.retry import retry
-from platform_kit.tracking.models import (
-    PROMOTION,
+from platform_kit.tracking.registry import (
+    AliasAction,
     AliasMove,
     AliasState,
     VersionInfo,
@@ -18,11 +19,11 @@ from platform_kit.tracking.models import (
     parse_history,
     production_stack,
 )
-from platform_kit.train import promotion_decision
+from platform_kit.tracking.tags import PROMOTION, PROMOTION_STATE, PromotionState
 
 
 def moves(*steps: tuple[int, str]) -> list[AliasMove]:
-    return [AliasMove(v, a, "2026-01-01T00:00:00+00:00") for v, a in steps]
+    return [AliasMove(v, AliasAction(a), "2026-01-01T00:00:00+00:00") for v, a in steps]
 
 
 def test_promotions_stack_up() -> None:
@@ -53,26 +54,42 @@ def test_history_round_trips_and_damage_restarts_it() -> None:
 
 
 def test_first_version_is_always_promoted() -> None:
-    ok, why = promotion_decision(PromoteIf("accuracy", min=0.9), {"accuracy": 0.1}, None)
-    assert ok and "no production version" in why
+    first = decide_promotion(PromoteIf("accuracy", min=0.9), {"accuracy": 0.1}, None)
+    assert first.promote and "no production version" in first.reason
 
 
 def test_promote_if_gates_later_versions() -> None:
     gate = PromoteIf("accuracy", min=0.6)
-    ok, why = promotion_decision(gate, {"accuracy": 0.7}, 3)
-    assert ok and "meets min 0.6" in why
-    ok, why = promotion_decision(gate, {"accuracy": 0.5}, 3)
-    assert not ok and "0.5 fails min 0.6" in why and "v3" in why
-    ok, why = promotion_decision(gate, {"loss": 0.5}, 3)
-    assert not ok and "no metric 'accuracy'" in why
+    passed = decide_promotion(gate, {"accuracy": 0.7}, 3)
+    assert passed.promote and "meets min 0.6" in passed.reason
+    assert passed.state is PromotionState.PROMOTED
+    failed = decide_promotion(gate, {"accuracy": 0.5}, 3)
+    assert not failed.promote and "0.5 fails min 0.6" in failed.reason and "v3" in failed.reason
+    assert failed.state is PromotionState.NOT_PROMOTED
+    missing = decide_promotion(gate, {"loss": 0.5}, 3)
+    assert not missing.promote and "no metric 'accuracy'" in missing.reason
 
 
 def test_no_gate_promotes() -> None:
-    assert promotion_decision(None, {}, 2)[0]
+    assert decide_promotion(None, {}, 2) == Promotion(True, "promoted: no promote_if")
 
 
-def version(number: int, promotion: str) -> VersionInfo:
-    return VersionInfo("m", number, "run", "src", {PROMOTION: promotion})
+def test_the_promotion_state_is_a_stable_tag_value() -> None:
+    assert (PROMOTION_STATE, [s.value for s in PromotionState]) == (
+        "promotion.state",
+        ["promoted", "not_promoted"],
+    )
+
+
+def version(number: int, promotion: str, state: bool = True) -> VersionInfo:
+    """A version as train tags it (``state``), or as versions from before promotion.state."""
+    tags = {PROMOTION: promotion}
+    if state:
+        promoted = promotion.startswith("promoted")
+        tags[PROMOTION_STATE] = (
+            PromotionState.PROMOTED if promoted else PromotionState.NOT_PROMOTED
+        ).value
+    return VersionInfo("m", number, "run", "src", tags)
 
 
 def test_a_registered_but_unaliased_promotion_is_found() -> None:
@@ -93,6 +110,38 @@ def test_finished_refused_and_rolled_back_promotions_are_left_alone() -> None:
     history = moves((1, "promote"), (2, "promote"), (1, "rollback"))
     assert interrupted_promotion(rolled, AliasState(history, 1)) is None
     assert interrupted_promotion([], AliasState([], None)) is None
+
+
+@pytest.mark.parametrize("state", [True, False], ids=["promotion.state", "sentence only"])
+def test_an_interrupted_promotion_is_read_from_the_state_tag_or_else_the_sentence(
+    state: bool,
+) -> None:
+    history = AliasState(moves((1, "promote")), 1)
+    one = version(1, "promoted: no production version yet", state)
+    promoted = [one, version(2, "promoted: no promote_if", state)]
+    assert interrupted_promotion(promoted, history) == 2
+    refused = [one, version(2, "not promoted: no metric 'accuracy'", state)]
+    assert interrupted_promotion(refused, history) is None
+
+
+def test_the_state_tag_wins_over_the_sentence() -> None:
+    # The machine-readable tag decides; the sentence is for people and may be reworded.
+    reworded = VersionInfo(
+        "m",
+        2,
+        "run",
+        "src",
+        {PROMOTION: "promoted (reworded)", PROMOTION_STATE: PromotionState.NOT_PROMOTED.value},
+    )
+    assert interrupted_promotion([reworded], AliasState(moves((1, "promote")), 1)) is None
+    unusual_sentence = VersionInfo(
+        "m",
+        2,
+        "run",
+        "src",
+        {PROMOTION: "taken to production", PROMOTION_STATE: PromotionState.PROMOTED.value},
+    )
+    assert interrupted_promotion([unusual_sentence], AliasState(moves((1, "promote")), 1)) == 2
 
 
 def test_retry_backs_off_then_reraises_and_keeps_messages_short(

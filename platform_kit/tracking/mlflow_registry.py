@@ -1,0 +1,302 @@
+"""The model registry on MLflow: runs in the project's experiment, versions in its registry.
+
+Every call goes through :func:`platform_kit.tracking.client.call` (retries, error translation).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+from collections.abc import Iterator, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from mlflow.entities import Metric, Param, RunStatus
+from mlflow.exceptions import MlflowException
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+from mlflow.tracking import MlflowClient
+
+from platform_kit.config import Config
+from platform_kit.errors import TrackingError
+from platform_kit.services import mlflow_uri
+from platform_kit.tracking import tags as T
+from platform_kit.tracking.client import call, mlflow_client
+from platform_kit.tracking.registry import (
+    LoggedRun,
+    ModelRegistry,
+    RegisteredModel,
+    RunRecord,
+    VersionInfo,
+)
+
+_PARAMS_PER_BATCH = 100
+_SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+
+
+class MlflowModelRegistry(ModelRegistry):
+    """Runs, versions and aliases of one project's models in MLflow.
+
+    Args:
+        client: bound to the tracking server (see :func:`~platform_kit.tracking.client.mlflow_client`).
+        experiment: where training runs go (created when missing).
+    """
+
+    def __init__(
+        self, client: MlflowClient, *, project: str, experiment: str, alias: str = "production"
+    ) -> None:
+        super().__init__(project=project, alias=alias)
+        self.client = client
+        self.experiment = experiment
+        self._experiment_id: str | None = None
+        self._known_models: set[str] = set()
+        self._lock = threading.Lock()
+        # set_terminated otherwise prints run URLs on stdout (breaking --json) and re-reads the run.
+        os.environ.setdefault(_SUPPRESS_URL, "true")
+
+    @classmethod
+    def for_project(cls, config: Config, tracking_uri: str) -> MlflowModelRegistry:
+        """The registry of a project on the MLflow server at ``tracking_uri``."""
+        return cls(
+            mlflow_client(tracking_uri),
+            project=config.project,
+            experiment=config.mlflow.experiment,
+            alias=config.release.alias if config.release else "production",
+        )
+
+    # -- reading
+
+    def _project_filter(self) -> str:
+        return f"tags.`{T.PROJECT}` = '{_quote(self.project)}'"
+
+    def _versions(self, names: set[str] | None) -> Iterator[VersionInfo]:
+        token: str | None = None
+        query = self._project_filter()
+        seen: set[str] = set()
+        while True:
+            page = call(
+                lambda t=token: self.client.search_model_versions(  # type: ignore[misc]
+                    filter_string=query, max_results=10_000, page_token=t
+                ),
+                "search model versions",
+            )
+            for mv in page:
+                if names is None or mv.name in names:
+                    seen.add(mv.name)
+                    yield _version_info(mv)
+            token = page.token
+            if not token:
+                break
+        with self._lock:
+            self._known_models.update(seen)
+
+    def _models(self) -> Iterator[RegisteredModel]:
+        token: str | None = None
+        query = self._project_filter()
+        while True:
+            page = call(
+                lambda t=token: self.client.search_registered_models(  # type: ignore[misc]
+                    filter_string=query, max_results=1000, page_token=t
+                ),
+                "search registered models",
+            )
+            for rm in page:
+                with self._lock:
+                    self._known_models.add(rm.name)
+                yield _registered_model(rm)
+            token = page.token
+            if not token:
+                break
+
+    def _model(self, name: str) -> RegisteredModel | None:
+        try:
+            rm = call(
+                lambda: self.client.get_registered_model(name), f"read registered model {name!r}"
+            )
+        except TrackingError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return _registered_model(rm)
+
+    def _version(self, name: str, version: int) -> VersionInfo | None:
+        try:
+            mv = call(
+                lambda: self.client.get_model_version(name, str(version)),
+                f"read version {version} of model {name!r}",
+            )
+        except TrackingError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return _version_info(mv)
+
+    def _version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        try:
+            mv = call(
+                lambda: self.client.get_model_version_by_alias(name, alias),
+                f"read the {alias} version of model {name!r}",
+            )
+        except TrackingError as exc:
+            if _not_found(exc):
+                return None
+            raise
+        return _version_info(mv)
+
+    # -- writing
+
+    def experiment_id(self) -> str:
+        with self._lock:
+            if self._experiment_id is None:
+                found = call(
+                    lambda: self.client.get_experiment_by_name(self.experiment),
+                    f"read experiment {self.experiment!r}",
+                )
+                if found is None:
+                    try:
+                        self._experiment_id = call(
+                            lambda: self.client.create_experiment(self.experiment),
+                            f"create experiment {self.experiment!r}",
+                        )
+                    except TrackingError:  # created by a parallel job meanwhile
+                        again = call(
+                            lambda: self.client.get_experiment_by_name(self.experiment),
+                            f"read experiment {self.experiment!r}",
+                        )
+                        if again is None:
+                            raise
+                        self._experiment_id = again.experiment_id
+                else:
+                    self._experiment_id = found.experiment_id
+            return self._experiment_id
+
+    def _log_run(self, record: RunRecord, tags: Mapping[str, str]) -> LoggedRun:
+        run = call(
+            lambda: self.client.create_run(
+                self.experiment_id(), tags=dict(tags), run_name=record.name
+            ),
+            f"create a run for model {record.name!r}",
+        )
+        run_id = run.info.run_id
+        params = [Param(k, _param_value(v)) for k, v in sorted(record.params.items())]
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(record.metrics.items())]
+        for start in range(0, max(len(params), 1), _PARAMS_PER_BATCH):
+            chunk = params[start : start + _PARAMS_PER_BATCH]
+            first = start == 0
+            if chunk or (first and metrics):
+                call(
+                    lambda c=chunk, m=(metrics if first else []): self.client.log_batch(  # type: ignore[misc]
+                        run_id, metrics=m, params=c
+                    ),
+                    f"log params and metrics of model {record.name!r}",
+                )
+        artifact_uri = str(run.info.artifact_uri)
+        if record.artifacts is not None and any(record.artifacts.iterdir()):
+            directory = str(record.artifacts)
+            # The run's own repository: client.log_artifacts would first re-read the run.
+            repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
+            call(
+                lambda: repo.log_artifacts(directory),  # type: ignore[no-untyped-call]
+                f"store the artifacts of model {record.name!r}",
+            )
+        status = RunStatus.to_string(RunStatus.FAILED if record.failed else RunStatus.FINISHED)
+        call(
+            lambda: self.client.set_terminated(run_id, status),
+            f"finish the run of model {record.name!r}",
+        )
+        return LoggedRun(run_id, artifact_uri)
+
+    def _ensure_model(self, name: str, tags: Mapping[str, str]) -> bool:
+        with self._lock:
+            if name in self._known_models:
+                return False
+        created = True
+        try:
+            call(
+                lambda: self.client.create_registered_model(name, tags=dict(tags)),
+                f"create registered model {name!r}",
+            )
+        except TrackingError as exc:
+            if "RESOURCE_ALREADY_EXISTS" not in _code(exc) and "already exists" not in str(exc):
+                raise
+            created = False
+        with self._lock:
+            self._known_models.add(name)
+        return created
+
+    def _create_version(
+        self, name: str, source: str, run_id: str | None, tags: Mapping[str, str]
+    ) -> int:
+        """Create a version once, even when a retry follows a request the server did handle
+        (it went down before answering): a retry first looks for the run's version."""
+        attempts = 0
+
+        def create() -> Any:
+            nonlocal attempts
+            attempts += 1
+            if attempts > 1 and run_id:
+                query = f"name = '{_quote(name)}' AND run_id = '{_quote(run_id)}'"
+                found = self.client.search_model_versions(filter_string=query)
+                if found:
+                    return found[0]
+            return self.client.create_model_version(
+                name, source, run_id=run_id, tags=dict(tags), await_creation_for=0
+            )
+
+        return int(call(create, f"register a version of model {name!r}").version)
+
+    def _set_alias(self, name: str, alias: str, version: int) -> None:
+        call(
+            lambda: self.client.set_registered_model_alias(name, alias, str(version)),
+            f"give version {version} of model {name!r} the alias {alias!r}",
+        )
+
+    def _set_model_tag(self, name: str, key: str, value: str) -> None:
+        what = "the alias history" if key == T.ALIAS_HISTORY else f"tag {key!r}"
+        call(
+            lambda: self.client.set_registered_model_tag(name, key, value),
+            f"record {what} of model {name!r}",
+        )
+
+
+def _version_info(mv: Any) -> VersionInfo:
+    return VersionInfo(
+        name=str(mv.name),
+        version=int(mv.version),
+        run_id=mv.run_id or None,
+        source=str(mv.source or ""),
+        tags=dict(mv.tags or {}),
+        created_ms=int(mv.creation_timestamp or 0),
+    )
+
+
+def _registered_model(rm: Any) -> RegisteredModel:
+    return RegisteredModel(
+        name=str(rm.name),
+        tags=dict(rm.tags or {}),
+        aliases={str(k): int(v) for k, v in (rm.aliases or {}).items()},
+    )
+
+
+def _param_value(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return text[:6000]
+
+
+def _quote(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+def _code(exc: TrackingError) -> str:
+    cause = exc.__cause__
+    return str(getattr(cause, "error_code", "")) if isinstance(cause, MlflowException) else ""
+
+
+def _not_found(exc: TrackingError) -> bool:
+    return "RESOURCE_DOES_NOT_EXIST" in _code(exc) or "not found" in str(exc).lower()
+
+
+def registry_for(config: Config) -> MlflowModelRegistry:
+    """The registry of a project: its MLflow server, experiment and release alias."""
+    return MlflowModelRegistry.for_project(config, mlflow_uri(config))
