@@ -144,7 +144,7 @@ with mysql.connector.connect(host=host, port=int(port), user="root",
 PY
 }
 
-dolt_ready() { dolt_sql "SELECT 1"; }
+dolt_ready() { dolt_sql "SELECT 1" 2>/dev/null; }
 
 start_dolt() {
   local dolt home="$STATE/dolt/home" data="$STATE/dolt/data"
@@ -235,6 +235,8 @@ try:
     print(200)
 except urllib.error.HTTPError as exc:
     print(exc.code)
+except OSError:
+    print(0)
 PY
 }
 
