@@ -48,7 +48,9 @@ config="$WORK/project/platform.yaml"
 
 # 3. The jobs' virtualenv: the kit's site-packages underneath, this checkout installed on top.
 if [ ! -x "$WORK/venv/bin/python" ]; then
-  "$KIT_VENV/bin/python" -c 'import sys; print(sys._base_executable)' | xargs -I{} {} -m venv "$WORK/venv"
+  # The interpreter the kit's venv was made from (xargs -I cannot stand in for a command name).
+  base_python=$("$KIT_VENV/bin/python" -c 'import sys; print(sys._base_executable)')
+  "$base_python" -m venv "$WORK/venv"
   "$KIT_VENV/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
     >"$("$WORK/venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')/_platform_kit_base.pth"
 fi
