@@ -6,6 +6,7 @@
 #   bash infra/prod-up.sh env      print the shell exports a job gets (eval "$(... env)")
 #   bash infra/prod-up.sh status   say what answers
 #   bash infra/prod-up.sh down     stop the servers (data, passwords and the runner user stay)
+#   bash infra/prod-up.sh runner-venv   a virtualenv and act for jobs run as the runner user
 #
 # What `up` makes:
 #   - dolt sql-server with a root password and the users of infra/dolt-users.py: kit_sync writes
@@ -370,6 +371,44 @@ ensure_runner() {
   say "runner: $RUNNER (uid $(id -u "$RUNNER"), groups $(id -nG "$RUNNER")) is logged in to $HOST:$REGISTRY_PORT"
 }
 
+# -- a Python for jobs run as the runner user
+
+# The kit's virtualenv and its interpreter live under root's private HOME, out of the runner
+# user's reach, and pip would download PyTorch again for a virtualenv of its own. So the runner
+# gets a virtualenv of the system's python3 (same minor version) layered over a snapshot of the
+# kit's site-packages made of hard links (no bytes copied). The kit itself is not in the
+# snapshot: each job installs its checkout into this virtualenv (PLATFORM_KIT_VENV).
+runner_venv() {
+  [ "$IS_ROOT" = 1 ] || die "runner-venv needs root (it writes the runner user's HOME)"
+  id "$RUNNER" >/dev/null 2>&1 || die "no user $RUNNER: run 'bash infra/prod-up.sh up' first"
+  local home venv site snap act minor pth
+  home=$(runner_home)
+  venv="$home/venv"
+  site=$("$PY" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+  minor=$("$PY" -c 'import sys; print("%d.%d" % sys.version_info[:2])')
+  [ -x "/usr/bin/python$minor" ] || die "the runner needs /usr/bin/python$minor (apt-get install python$minor-venv)"
+  snap="${PK_PROD_RUNNER_SITE:-/opt/platform-kit/runner-site-packages}"
+  if [ ! -e "$snap/.complete" ] || [ -n "$(find "$site" -maxdepth 1 -newer "$snap/.complete" -print -quit)" ]; then
+    say "runner-venv: snapshot of $site in $snap (hard links)"
+    rm -rf "$snap.new"
+    mkdir -p "$(dirname "$snap")"
+    cp -al "$site" "$snap.new"
+    rm -rf "$snap.new"/__editable__*platform_kit* "$snap.new"/platform_kit-*.dist-info
+    touch "$snap.new/.complete"
+    rm -rf "$snap"
+    mv "$snap.new" "$snap"
+  fi
+  if [ ! -x "$venv/bin/python" ]; then
+    runuser -u "$RUNNER" -- "/usr/bin/python$minor" -m venv "$venv"
+  fi
+  pth="$("$venv/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/_platform_kit_base.pth"
+  echo "$snap" >"$pth"
+  chown "$RUNNER:" "$pth"
+  act=$(bash "$REPO/infra/install-act.sh" | tail -n1)
+  install -D -m 0755 -o "$RUNNER" "$act" "$home/bin/act"
+  say "runner-venv: $venv (PLATFORM_KIT_VENV for jobs run as $RUNNER); act at $home/bin/act"
+}
+
 # -- commands
 
 print_env() {
@@ -402,6 +441,7 @@ export PK_REGISTRY_USERNAME='$REGISTRY_USER'
 export PK_REGISTRY_PASSWORD='$(secret REGISTRY_PASSWORD)'
 export PK_RUNNER_USER='$user'
 export PK_RUNNER_HOME='$home'
+export PK_RUNNER_VENV='$home/venv'
 ENV
 }
 
@@ -450,5 +490,6 @@ case "${1:-}" in
   env) print_env ;;
   status) status ;;
   down) down ;;
-  *) echo "usage: bash infra/prod-up.sh up|env|status|down" >&2; exit 2 ;;
+  runner-venv) runner_venv ;;
+  *) echo "usage: bash infra/prod-up.sh up|env|status|down|runner-venv" >&2; exit 2 ;;
 esac

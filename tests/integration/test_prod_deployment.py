@@ -10,13 +10,14 @@ import pwd
 import subprocess
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import mysql.connector
 import pytest
 import requests
 
-from tests.prod import ProdDeployment
+from tests.prod import SCRIPT, ProdDeployment
 
 pytestmark = [pytest.mark.dolt, pytest.mark.mlflow, pytest.mark.docker]
 
@@ -225,3 +226,23 @@ def test_runner_is_not_root_and_reaches_docker(
     assert prod_deployment.registry in config.get("auths", {})
     # Its HOME and docker credentials are its own.
     assert as_runner(runner, "test", "-r", "/root/.cache").returncode != 0
+
+
+def test_runner_venv_serves_jobs_run_as_the_runner(
+    prod_deployment: ProdDeployment, runner: pwd.struct_passwd
+) -> None:
+    """`prod-up.sh runner-venv`: the runner user's own Python sees the kit's dependencies."""
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "runner-venv"], capture_output=True, text=True, timeout=600
+    )
+    assert done.returncode == 0, done.stderr
+    venv = prod_deployment.env["PK_RUNNER_VENV"]
+    probe = as_runner(
+        runner, f"{venv}/bin/python", "-c", "import mlflow, mysql.connector, docker; print('ok')"
+    )
+    assert probe.stdout.strip() == "ok", probe.stderr
+    assert as_runner(runner, f"{runner.pw_dir}/bin/act", "--version").returncode == 0
+    # The kit itself is not in the snapshot under it: each job installs its own checkout.
+    snapshot = Path("/opt/platform-kit/runner-site-packages")
+    assert (snapshot / ".complete").exists()
+    assert not list(snapshot.glob("*platform_kit*"))
