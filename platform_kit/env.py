@@ -21,6 +21,8 @@ MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
 MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 # Where install-dolt.sh caches the dolt binary (and the kit looks for it).
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
+# Where docker keeps config.json (its credentials); the registry client reads it as docker does.
+DOCKER_CONFIG = "DOCKER_CONFIG"
 # Set by CI: a test whose service is missing fails instead of skipping.
 CI = "CI"
 

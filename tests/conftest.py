@@ -7,6 +7,7 @@ on a developer machine it skips with the reason, so the gap is visible in the su
 from __future__ import annotations
 
 import os
+import subprocess
 import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 
 from platform_kit import services as svc
 from platform_kit.config import Config, DoltServer, load_config
+from tests.prod import ProdDeployment, start_prod_deployment, stop_prod_deployment
 
 REGISTRY = os.environ.get("PLATFORM_KIT_REGISTRY", "127.0.0.1:5000")
 
@@ -98,3 +100,18 @@ def docker_client() -> object:
     except Exception as exc:
         require(f"registry at {REGISTRY}", f"{type(exc).__name__} (run 'bash infra/docker-up.sh')")
     return client
+
+
+@pytest.fixture(scope="session")
+def prod_deployment() -> Iterator[ProdDeployment]:
+    """infra/prod-up.sh's production-shaped deployment: servers that ask for credentials.
+
+    Started once (idempotent); servers this session started are stopped at its end.
+    """
+    try:
+        deployment, was_up = start_prod_deployment()
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as exc:
+        require("production-shaped deployment (infra/prod-up.sh up)", str(exc))
+    yield deployment
+    if not was_up:
+        stop_prod_deployment()

@@ -1,0 +1,223 @@
+"""A local emulator of a registry that wants a login: the token flow of GHCR, Docker Hub, Harbor.
+
+The real ``registry`` binary speaks only htpasswd (Basic) authentication on a plain machine; the
+hosted registries answer 401 with ``WWW-Authenticate: Bearer realm=...,service=...,scope=...``
+and hand out tokens from a separate realm. This server does both, over a real socket:
+
+- ``GET /token?service=S&scope=repository:NAME:pull`` with Basic credentials (or none, when
+  ``anonymous_pull``) answers ``{"token": ...}``; ``POST /token`` takes an OAuth2
+  ``refresh_token`` grant (docker's identity tokens);
+- ``HEAD``/``GET /v2/NAME/manifests/REF`` demand a token whose scope covers NAME (``bearer``
+  mode) or Basic credentials (``basic`` mode), and serve the manifests given to :meth:`put`.
+
+``omit_digest`` leaves ``Docker-Content-Digest`` out of manifest answers, as some registries do.
+Every request is recorded (:attr:`RegistryEmulator.requests`) with the scheme of its
+``Authorization`` header, never the secret.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import secrets
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Literal
+from urllib.parse import parse_qs, urlsplit
+
+MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
+_MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    scheme: str  # "basic", "bearer" or "" (no Authorization header)
+    status: int
+
+
+@dataclass
+class RegistryEmulator:
+    """The emulated registry; ``start()`` serves it from a thread, ``stop()`` ends it."""
+
+    mode: Literal["bearer", "basic"] = "bearer"
+    username: str = "robot"
+    password: str = "s3cret-pass"
+    refresh_token: str = "identity-token-1"
+    service: str = "registry.test"
+    anonymous_pull: bool = False
+    omit_digest: bool = False
+    host: str = "127.0.0.1"
+    port: int = 0
+    requests: list[Recorded] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._lock = threading.Lock()
+        self._manifests: dict[tuple[str, str], bytes] = {}
+        self._tokens: dict[str, set[str]] = {}  # token -> repositories it may pull
+        self._server: ThreadingHTTPServer | None = None
+
+    # -- lifecycle
+
+    def start(self) -> RegistryEmulator:
+        emulator = self
+
+        class Handler(_Handler):
+            owner = emulator
+
+        self._server = ThreadingHTTPServer((self.host, self.port), Handler)
+        self.port = int(self._server.server_address[1])
+        threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="registry-emulator",
+            daemon=True,
+        ).start()
+        return self
+
+    def stop(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> RegistryEmulator:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    @property
+    def address(self) -> str:
+        """``host:port``, the registry part of an image name."""
+        return f"{self.host}:{self.port}"
+
+    # -- test helpers
+
+    def put(self, repo: str, tag: str, manifest: bytes | None = None) -> str:
+        """Store a manifest under ``repo:tag``; returns its digest."""
+        body = manifest or json.dumps({"schemaVersion": 2, "tag": tag}).encode()
+        with self._lock:
+            self._manifests[(repo, tag)] = body
+        return "sha256:" + hashlib.sha256(body).hexdigest()
+
+    def revoke_tokens(self) -> None:
+        """Forget every issued token, as if they had expired."""
+        with self._lock:
+            self._tokens.clear()
+
+    # -- the API
+
+    def handle(
+        self, method: str, raw: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        url = urlsplit(raw)
+        authorization = headers.get("authorization", "")
+        if url.path == "/token":
+            status, out_headers, out = self._token(method, parse_qs(url.query), authorization, body)
+        else:
+            status, out_headers, out = self._v2(method, url.path, authorization)
+        with self._lock:
+            scheme = authorization.partition(" ")[0].lower()
+            self.requests.append(Recorded(method, url.path, scheme, status))
+        return status, out_headers, out
+
+    def _basic_ok(self, authorization: str) -> bool:
+        scheme, _, value = authorization.partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            decoded = base64.b64decode(value).decode()
+        except ValueError:
+            return False
+        return decoded == f"{self.username}:{self.password}"
+
+    def _token(
+        self, method: str, query: dict[str, list[str]], authorization: str, body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        if method == "POST":  # OAuth2 refresh-token grant
+            form = parse_qs(body.decode())
+            query = {**query, **form}
+            granted = form.get("grant_type") == ["refresh_token"] and form.get("refresh_token") == [
+                self.refresh_token
+            ]
+        elif authorization:
+            granted = self._basic_ok(authorization)
+        else:
+            granted = self.anonymous_pull
+        if not granted:
+            return 401, {}, _error("UNAUTHORIZED", "bad credentials")
+        repos = {
+            m.group(1)
+            for scope in query.get("scope", [])
+            for m in re.finditer(r"repository:([^:]+):[a-z,]*pull", scope)
+        }
+        token = secrets.token_hex(16)
+        with self._lock:
+            self._tokens[token] = repos
+        return 200, {}, json.dumps({"token": token, "expires_in": 300}).encode()
+
+    def _challenge(self, repo: str) -> dict[str, str]:
+        if self.mode == "basic":
+            return {"WWW-Authenticate": 'Basic realm="Registry Realm"'}
+        realm = f"http://{self.address}/token"
+        return {
+            "WWW-Authenticate": f'Bearer realm="{realm}",service="{self.service}",'
+            f'scope="repository:{repo}:pull,push"'
+        }
+
+    def _v2(self, method: str, path: str, authorization: str) -> tuple[int, dict[str, str], bytes]:
+        found = _MANIFEST.match(path)
+        repo = found.group("repo") if found else ""
+        scheme, _, value = authorization.partition(" ")
+        if self.mode == "basic":
+            allowed = self._basic_ok(authorization)
+        else:
+            with self._lock:
+                allowed = scheme.lower() == "bearer" and repo in self._tokens.get(value, set())
+        if path == "/v2/" and allowed:
+            return 200, {}, b"{}"
+        if not allowed:
+            return 401, self._challenge(repo), _error("UNAUTHORIZED", "authentication required")
+        if found is None or method not in ("GET", "HEAD"):
+            return 404, {}, _error("NOT_FOUND", "not found")
+        with self._lock:
+            manifest = self._manifests.get((repo, found.group("ref")))
+        if manifest is None:
+            return 404, {}, _error("MANIFEST_UNKNOWN", "manifest unknown")
+        headers = {"Content-Type": MANIFEST_TYPE}
+        if not self.omit_digest:
+            headers["Docker-Content-Digest"] = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        return 200, headers, manifest
+
+
+def _error(code: str, message: str) -> bytes:
+    return json.dumps({"errors": [{"code": code, "message": message}]}).encode()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    owner: RegistryEmulator
+
+    def _serve(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        status, out_headers, out = self.owner.handle(self.command, self.path, headers, body)
+        self.send_response(status)
+        for name, value in out_headers.items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(out)))
+        if "Content-Type" not in out_headers:
+            self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(out)
+
+    do_GET = do_HEAD = do_POST = do_PUT = _serve
+
+    def log_message(self, format: str, *args: object) -> None:  # quiet in tests
+        pass

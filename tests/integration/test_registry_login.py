@@ -1,0 +1,111 @@
+"""The registry client against the htpasswd registry of infra/prod-up.sh, after `docker login`."""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import os
+import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from platform_kit.errors import ReleaseError
+from platform_kit.release.registry import Registry
+from tests.prod import ProdDeployment
+
+pytestmark = pytest.mark.docker
+REPO = "platform-kit-test/login"
+
+
+def docker(docker_config: Path, *args: str, stdin: bytes | None = None) -> str:
+    done = subprocess.run(
+        ["docker", *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout.decode().strip()
+
+
+@pytest.fixture
+def logged_in(
+    prod_deployment: ProdDeployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """A fresh docker config holding what `docker login` stored for the registry."""
+    config = tmp_path / "docker"
+    config.mkdir()
+    password = prod_deployment.env["PK_REGISTRY_PASSWORD"].encode()
+    user = prod_deployment.env["PK_REGISTRY_USERNAME"]
+    docker(
+        config,
+        "login",
+        prod_deployment.registry,
+        "--username",
+        user,
+        "--password-stdin",
+        stdin=password,
+    )
+    monkeypatch.setenv("DOCKER_CONFIG", str(config))
+    return config
+
+
+@pytest.fixture
+def pushed(prod_deployment: ProdDeployment, logged_in: Path) -> Iterator[tuple[str, str]]:
+    """(tag, digest) of a one-file image pushed with the docker CLI."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = uuid.uuid4().hex.encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    tag = uuid.uuid4().hex[:12]
+    image = f"{prod_deployment.registry}/{REPO}:{tag}"
+    docker(logged_in, "import", "-", image, stdin=buffer.getvalue())
+    try:
+        docker(logged_in, "push", image)
+        repo_digest = docker(logged_in, "inspect", "--format", "{{index .RepoDigests 0}}", image)
+        yield tag, repo_digest.split("@", 1)[1]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
+
+
+def test_digest_after_docker_login(
+    prod_deployment: ProdDeployment, pushed: tuple[str, str]
+) -> None:
+    tag, digest = pushed
+    registry = Registry(f"{prod_deployment.registry}/{REPO}")
+    assert registry.digest(tag) == digest
+    assert digest.startswith("sha256:")
+    assert registry.has(tag)
+    assert not registry.has("no-such-tag")
+
+
+def test_no_login_names_docker_login(
+    prod_deployment: ProdDeployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(ReleaseError) as caught:
+        Registry(f"{prod_deployment.registry}/{REPO}").has("latest")
+    assert f"docker login {prod_deployment.registry}" in str(caught.value)
+
+
+def test_wrong_password_is_refused_and_not_printed(
+    prod_deployment: ProdDeployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    wrong = "Wrong-" + uuid.uuid4().hex
+    auth = base64.b64encode(f"{prod_deployment.env['PK_REGISTRY_USERNAME']}:{wrong}".encode())
+    config = {"auths": {prod_deployment.registry: {"auth": auth.decode()}}}
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path))
+    with pytest.raises(ReleaseError, match="refused the credentials") as caught:
+        Registry(f"{prod_deployment.registry}/{REPO}").has("latest")
+    assert wrong not in str(caught.value)
+    assert f"docker login {prod_deployment.registry}" in str(caught.value)
