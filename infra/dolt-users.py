@@ -39,7 +39,7 @@ KIT_DATABASE = "platform_kit"
 # The shape Store.claim() expects (shared with platform_kit/store): the key is claimed once.
 CLAIMS_TABLE = (
     "CREATE TABLE IF NOT EXISTS `{db}`.`claims` "
-    "(`key` VARCHAR(512) PRIMARY KEY, `claimed_at` DATETIME(6) NOT NULL)"
+    "(`key` VARCHAR(255) PRIMARY KEY, `claimed_at` DATETIME(6) NOT NULL)"
 )
 KIT_PRIVILEGES = "SELECT, INSERT"
 
