@@ -164,6 +164,23 @@ class Config:
         """Where local services and the kit keep their state (``.platform/``)."""
         return self.root / ".platform"
 
+    @property
+    def model_alias(self) -> str:
+        """The model registry alias a release collects (``release.alias``)."""
+        return self.release.alias if self.release else "production"
+
+    def require_release(self) -> ReleaseConfig:
+        """The 'release' section.
+
+        Raises:
+            ConfigError: the file has none.
+        """
+        if self.release is None:
+            raise ConfigError(
+                f"{self.path}: no 'release' section", hint="add release: {image: HOST:PORT/NAME}"
+            )
+        return self.release
+
     def sheet(self, name: str) -> SheetConfig:
         for sheet in self.sheets:
             if sheet.name == name:

@@ -14,10 +14,13 @@ GITHUB_RUN_ID = "GITHUB_RUN_ID"
 GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
 GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
+# The user and password for dolt.server; DOLT_USER replaces the user its URL names.
+DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 # Read by MLflow's client itself, for a server behind authentication; the kit only redacts them.
 MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
+MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
 # Where install-dolt.sh caches the dolt binary (and the kit looks for it).
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
@@ -38,6 +41,11 @@ def get(name: str, default: str | None = None) -> str | None:
     """Read one variable; empty strings count as unset."""
     value = os.environ.get(name)
     return value if value else default
+
+
+def in_github_actions() -> bool:
+    """True inside a GitHub Actions job (and under act), where the kit starts no local server."""
+    return get(GITHUB_ACTIONS) == "true"
 
 
 def secret_values() -> list[str]:

@@ -7,10 +7,15 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from platform_kit.cli.common import config_of, emit, note, stdout
+from platform_kit.cli.common import emit, note, project_of, stdout
 from platform_kit.config import Config, load_config
+from platform_kit.endpoints import Service
 from platform_kit.errors import ConfigError, UsageError
 from platform_kit.github import DispatchResult, WatchEvent, dispatch_workflow, watch
+from platform_kit.project import NOTHING, Needs
+
+# The watcher and the webhook only read Dolt's head: they never start a local server.
+READ_DOLT = Needs({Service.DOLT})
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -20,6 +25,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     dispatch.add_argument("workflow", metavar="WORKFLOW", help="file name, e.g. pipeline.yml")
     dispatch.add_argument("--ref", default="main", help="git ref to run on (default: main)")
     dispatch.add_argument("--input", action="append", default=[], metavar="K=V")
+    dispatch.set_defaults(needs=NOTHING)
     watch_parser = actions.add_parser(
         "watch", parents=[parent], help="dispatch dolt-main-updated on new heads"
     )
@@ -34,6 +40,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         help="where the last announced head is kept (default: .platform/github-watch.json); "
         "put it outside the checkout on CI runners, which clean their work tree",
     )
+    watch_parser.set_defaults(needs=READ_DOLT)
     hook = actions.add_parser(
         "webhook",
         parents=[parent],
@@ -47,6 +54,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     hook.add_argument(
         "--state", type=Path, metavar="FILE", help="the watcher's state file (shared with watch)"
     )
+    hook.set_defaults(needs=READ_DOLT)
     parser.set_defaults(handler=run)
 
 
@@ -88,12 +96,11 @@ def _reporter(args: argparse.Namespace, config: Config) -> Callable[[WatchEvent]
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from platform_kit.store import open_store
-
-    config = config_of(args)
+    project = project_of(args)
+    config = project.config
     watch(
         config,
-        open_store(config),
+        project.store,
         once=args.once,
         interval=args.interval,
         state_path=args.state,
@@ -104,11 +111,11 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _webhook(args: argparse.Namespace) -> int:
     from platform_kit.dolthub_webhook import make_server, receiver_for
-    from platform_kit.store import open_store
 
-    config = config_of(args)
+    project = project_of(args)
+    config = project.config
     receiver = receiver_for(
-        config, open_store(config), state_path=args.state, report=_reporter(args, config)
+        config, project.store, state_path=args.state, report=_reporter(args, config)
     )
     server = make_server(receiver, args.host, args.port, args.path)
     host, port = server.server_address[:2]

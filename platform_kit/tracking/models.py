@@ -26,9 +26,9 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from platform_kit.config import Config
+from platform_kit.endpoints import mlflow_uri
 from platform_kit.errors import TrackingError, UsageError
 from platform_kit.plan import RecordedVersion
-from platform_kit.services import mlflow_uri
 from platform_kit.tracking.client import call, mlflow_client
 
 # Tags on each run and each model version (ARCHITECTURE.md "Names and formats").
