@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-CACHE ?= $(HOME)/.cache/platform-kit
+# PLATFORM_KIT_CACHE moves the cache for the kit, infra/*.sh and make alike.
+CACHE ?= $(or $(PLATFORM_KIT_CACHE),$(HOME)/.cache/platform-kit)
+export PLATFORM_KIT_CACHE := $(CACHE)
 # The virtualenv lives outside the checkout so that torch (large) is installed once per machine.
 VENV ?= $(CACHE)/venv
 PY := $(VENV)/bin/python

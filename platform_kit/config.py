@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 import yaml
 
 from platform_kit.errors import ConfigError
+from platform_kit.sql import is_identifier
 
 DEFAULT_CONFIG = "platform.yaml"
 COLUMN_TYPES = ("string", "int", "float", "bool", "date", "datetime", "json")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 T = TypeVar("T")
 
@@ -296,7 +296,7 @@ class _Reader:
 
     def identifier(self, node: _Node, value: str | None = None) -> str:
         value = self.string(node) if value is None else value
-        if not _IDENTIFIER.match(value):
+        if not is_identifier(value):
             raise self.error(
                 node,
                 f"{value!r} is not a safe SQL identifier (letters, digits, _; not starting "

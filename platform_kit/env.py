@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 GOOGLE_APPLICATION_CREDENTIALS = "GOOGLE_APPLICATION_CREDENTIALS"
 PLATFORM_KIT_GOOGLE_API_URL = "PLATFORM_KIT_GOOGLE_API_URL"
@@ -22,7 +23,7 @@ MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
 MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
-# Where install-dolt.sh caches the dolt binary (and the kit looks for it).
+# The cache shared by projects: the dolt binary (install-dolt.sh), wheels and models of releases.
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
 # Set by CI: a test whose service is missing fails instead of skipping.
 CI = "CI"
@@ -41,6 +42,12 @@ def get(name: str, default: str | None = None) -> str | None:
     """Read one variable; empty strings count as unset."""
     value = os.environ.get(name)
     return value if value else default
+
+
+def cache_dir() -> Path:
+    """Where the kit caches across projects (dolt binary, wheels, release models):
+    $PLATFORM_KIT_CACHE, else ``~/.cache/platform-kit``, as infra/*.sh and the Makefile agree."""
+    return Path(get(PLATFORM_KIT_CACHE) or Path.home() / ".cache" / "platform-kit")
 
 
 def in_github_actions() -> bool:

@@ -10,7 +10,6 @@ asking whether it is healthy is :mod:`platform_kit.endpoints`' job.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -36,6 +35,7 @@ from platform_kit.endpoints import (
     state_path,
 )
 from platform_kit.errors import ServiceError
+from platform_kit.jsonio import write_json_atomic
 
 START_TIMEOUT = 90.0
 
@@ -45,8 +45,7 @@ START_TIMEOUT = 90.0
 
 def find_dolt() -> str:
     """The dolt binary: on PATH, or where infra/install-dolt.sh caches it."""
-    cache = Path(env.get(env.PLATFORM_KIT_CACHE) or Path.home() / ".cache" / "platform-kit")
-    for candidate in (shutil.which("dolt"), cache / "bin" / "dolt"):
+    for candidate in (shutil.which("dolt"), env.cache_dir() / "bin" / "dolt"):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise ServiceError("no dolt binary found", hint="run 'bash infra/install-dolt.sh'")
@@ -264,8 +263,4 @@ def free_port() -> int:
 
 
 def _write_state(config: Config, state: dict[str, dict[str, Any]]) -> None:
-    path = state_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_json_atomic(state_path(config), state)

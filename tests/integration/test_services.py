@@ -43,7 +43,10 @@ def test_up_twice_status_down_and_restart_keeps_data(project: Config) -> None:
         MlflowClient(endpoints.mlflow_uri(project)).create_experiment("kept-experiment")
 
         assert sorted(svc.services_down(project)) == ["dolt", "mlflow"]
-        assert [s.detail for s in endpoints.services_status(project)] == ["not started", "not started"]
+        assert [s.detail for s in endpoints.services_status(project)] == [
+            "not started",
+            "not started",
+        ]
         assert svc.services_down(project) == []  # nothing left to stop
 
         svc.services_up(project)
