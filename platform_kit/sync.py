@@ -2,7 +2,7 @@
 
 Every sheet is read and validated before anything is written, so bad input leaves every branch
 as it was. A sheet whose rows did not change makes no commit. The commit message is the format
-other tools read (ARCHITECTURE.md):
+other tools read (docs/architecture.md):
 
     sync <sheet>: +<added> ~<changed> -<deleted> rows (source <id>@<revision>)
 """

@@ -2,7 +2,7 @@
 
 The manifest maps model name -> version number as a string. Its canonical bytes are
 ``json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()`` and the release tag is
-the lowercase hex MD5 of those bytes (ARCHITECTURE.md). Anyone can recompute a tag from the
+the lowercase hex MD5 of those bytes (docs/architecture.md). Anyone can recompute a tag from the
 registry's aliases with nothing but the standard library.
 """
 
