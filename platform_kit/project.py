@@ -15,7 +15,6 @@ Each CLI command declares the services it :class:`Needs` and whether it may star
 from __future__ import annotations
 
 import copy
-import time
 from collections.abc import Collection
 from dataclasses import dataclass
 from functools import cached_property
@@ -25,6 +24,7 @@ from platform_kit import endpoints
 from platform_kit.config import Config
 from platform_kit.endpoints import Service, ServiceStatus
 from platform_kit.errors import ServiceError
+from platform_kit.retry import retry
 
 if TYPE_CHECKING:
     from mlflow.tracking import MlflowClient
@@ -35,9 +35,10 @@ if TYPE_CHECKING:
     from platform_kit.tracking.models import ModelRegistry
     from platform_kit.tracking.releases import ReleaseLog
 
-# A server that is starting, or a blip on the network, gets this long before a command gives up.
+# A server that is starting, or a blip on the network, gets about 1.5 s before a command gives up.
 _HEALTH_ATTEMPTS = 3
 _HEALTH_DELAY = 0.5
+_NAMES = {Service.DOLT: "Dolt", Service.MLFLOW: "MLflow"}
 
 
 @dataclass(frozen=True, init=False)
@@ -200,32 +201,51 @@ class Project:
         return self.engine
 
 
+class _Unanswered(Exception):
+    def __init__(self, status: ServiceStatus) -> None:
+        super().__init__(f"{status.url or status.name}: {status.detail}")
+        self.status = status
+
+
 def _checked(config: Config, service: Service) -> ServiceStatus:
-    status = endpoints.service_status(config, service)
-    for _ in range(_HEALTH_ATTEMPTS - 1):
-        if status.healthy or status.detail == "not started":
-            break
-        time.sleep(_HEALTH_DELAY)
+    """The service's status; one that does not answer (yet) is asked again, with backoff."""
+
+    def ask() -> ServiceStatus:
         status = endpoints.service_status(config, service)
-    return status
+        if not status.healthy and status.url and not _refused(status):
+            raise _Unanswered(status)
+        return status
+
+    try:
+        return retry(
+            ask,
+            transient=lambda exc: isinstance(exc, _Unanswered),
+            what=f"check {_NAMES[service]}",
+            attempts=_HEALTH_ATTEMPTS,
+            first_delay=_HEALTH_DELAY,
+        )
+    except _Unanswered as exc:
+        return exc.status
+
+
+def _refused(status: ServiceStatus) -> bool:
+    """The server answered and said no (a login, an HTTP error): asking again will not help."""
+    return "Access denied" in status.detail or status.detail.startswith("HTTP 4")
 
 
 def _not_answering(config: Config, service: Service, status: ServiceStatus) -> ServiceError:
-    name = "Dolt" if service is Service.DOLT else "MLflow"
-    if endpoints.is_local(config, service):
-        if not status.url:
-            return ServiceError(
-                f"the local {name} server is not running", hint="run 'platform-kit services up'"
-            )
+    name = _NAMES[service]
+    local = endpoints.is_local(config, service)
+    if local and not status.url:
         return ServiceError(
-            f"the local {name} server at {status.url} does not answer ({status.detail})",
-            hint="run 'platform-kit services up'",
+            f"the local {name} server is not running", hint="run 'platform-kit services up'"
         )
-    key = (
-        "dolt.server, DOLT_USER and DOLT_PASSWORD"
-        if service is Service.DOLT
-        else ("mlflow.tracking_uri or MLFLOW_TRACKING_URI")
-    )
-    return ServiceError(
-        f"{name} at {status.url} does not answer ({status.detail})", hint=f"check {key}"
-    )
+    if local:
+        hint = "run 'platform-kit services up'"
+    elif service is Service.DOLT:
+        hint = "check dolt.server, DOLT_USER and DOLT_PASSWORD"
+    else:
+        hint = "check mlflow.tracking_uri or MLFLOW_TRACKING_URI"
+    if _refused(status):
+        return ServiceError(f"{name} at {status.url} refused the kit ({status.detail})", hint=hint)
+    return ServiceError(f"{name} is unreachable at {status.url} ({status.detail})", hint=hint)
