@@ -2,7 +2,9 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 
-CACHE ?= $(HOME)/.cache/platform-kit
+# PLATFORM_KIT_CACHE moves the cache for the kit, infra/*.sh and make alike.
+CACHE ?= $(or $(PLATFORM_KIT_CACHE),$(HOME)/.cache/platform-kit)
+export PLATFORM_KIT_CACHE := $(CACHE)
 # The virtualenv lives outside the checkout so that torch (large) is installed once per machine.
 VENV ?= $(CACHE)/venv
 PY := $(VENV)/bin/python
@@ -14,7 +16,7 @@ PYTEST_ARGS ?=
 .PHONY: help venv install dolt docker services lint lint-workflows typecheck test test-unit bench demo clean
 
 help:
-	@echo "make test   - set everything up, then ruff, mypy and pytest (unit, integration, e2e)"
+	@echo "make test   - set everything up, then ruff, the import contracts, mypy and pytest"
 	@echo "make demo   - run the main job on the bundled example, twice"
 	@echo "make bench  - run every benchmark in benchmarks/ and print its figures"
 
@@ -39,6 +41,7 @@ docker:
 
 lint: venv lint-workflows
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-cache
 
 # actionlint is built from its Go module (its PyPI wrapper downloads from GitHub at build time).
 lint-workflows: venv
@@ -62,4 +65,4 @@ demo: venv dolt docker
 	KIT=$(VENV)/bin/platform-kit bash examples/demo.sh
 
 clean:
-	rm -rf .platform examples/.platform build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf .platform examples/.platform build .pytest_cache .mypy_cache .ruff_cache .import_linter_cache

@@ -25,8 +25,10 @@ sys.path.insert(0, str(ROOT))
 from platform_kit import services  # noqa: E402
 from platform_kit.catalog import expand_models  # noqa: E402
 from platform_kit.config import load_config  # noqa: E402
+from platform_kit.endpoints import Service  # noqa: E402
 from platform_kit.fingerprints import fingerprint  # noqa: E402
 from platform_kit.plan_inputs import model_state  # noqa: E402
+from platform_kit.project import Project  # noqa: E402
 from platform_kit.store import open_store  # noqa: E402
 from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
 from platform_kit.tracking import tags  # noqa: E402
@@ -73,7 +75,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     database = f"bench_{uuid.uuid4().hex[:8]}"
     config = load_config(write_project(root, database))
     print(f"project {root}; starting services ...", flush=True)
-    services.ensure_services(config)
+    Project(config, start_local=True).require(set(Service))
     try:
         store = open_store(config)
         store.create_database()

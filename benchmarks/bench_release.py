@@ -27,8 +27,9 @@ from mlflow.tracking import MlflowClient
 
 from platform_kit import release, services
 from platform_kit.config import load_config
+from platform_kit.endpoints import Service
+from platform_kit.project import Project
 from platform_kit.release.images import Engine
-from platform_kit.store import open_store
 from training.bow import BowModel
 
 
@@ -83,9 +84,10 @@ def main() -> None:
         )
         config = load_config(tmp / "platform.yaml")
         try:
-            services.ensure_services(config)
-            open_store(config).create_database()
-            client = MlflowClient(services.mlflow_uri(config))
+            project = Project(config, start_local=True)
+            project.require(set(Service))
+            project.store.create_database()
+            client = MlflowClient(project.mlflow_uri)
             experiment = client.create_experiment(f"bench-{suffix}")
             with ThreadPoolExecutor(8) as pool:
                 list(
@@ -96,11 +98,19 @@ def main() -> None:
             release.ensure_base_image(Engine(), "python:3.11-slim")
 
             start = time.perf_counter()
-            cold = release.build_release(config, no_cache=True)
+            backends = {
+                "store": project.store,
+                "models": project.models,
+                "releases": project.releases,
+                "registry": project.registry,
+                "engine": project.get_engine,
+                "tracking_uri": project.mlflow_uri,
+            }
+            cold = release.build_release(config, **backends, no_cache=True)
             cold_s = time.perf_counter() - start
             register(client, experiment, names[0], 10_000, tmp)  # one model changes
             start = time.perf_counter()
-            warm = release.build_release(config)
+            warm = release.build_release(config, **backends)
             warm_s = time.perf_counter() - start
             size = Engine().image_size(warm.reference) / 1e6
         finally:

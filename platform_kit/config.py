@@ -17,10 +17,10 @@ from urllib.parse import urlparse
 import yaml
 
 from platform_kit.errors import ConfigError
+from platform_kit.sql import is_identifier
 
 DEFAULT_CONFIG = "platform.yaml"
 COLUMN_TYPES = ("string", "int", "float", "bool", "date", "datetime", "json")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _TEMPLATE_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 T = TypeVar("T")
 
@@ -164,6 +164,23 @@ class Config:
         """Where local services and the kit keep their state (``.platform/``)."""
         return self.root / ".platform"
 
+    @property
+    def model_alias(self) -> str:
+        """The model registry alias a release collects (``release.alias``)."""
+        return self.release.alias if self.release else "production"
+
+    def require_release(self) -> ReleaseConfig:
+        """The 'release' section.
+
+        Raises:
+            ConfigError: the file has none.
+        """
+        if self.release is None:
+            raise ConfigError(
+                f"{self.path}: no 'release' section", hint="add release: {image: HOST:PORT/NAME}"
+            )
+        return self.release
+
     def sheet(self, name: str) -> SheetConfig:
         for sheet in self.sheets:
             if sheet.name == name:
@@ -279,7 +296,7 @@ class _Reader:
 
     def identifier(self, node: _Node, value: str | None = None) -> str:
         value = self.string(node) if value is None else value
-        if not _IDENTIFIER.match(value):
+        if not is_identifier(value):
             raise self.error(
                 node,
                 f"{value!r} is not a safe SQL identifier (letters, digits, _; not starting "

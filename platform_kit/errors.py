@@ -7,19 +7,21 @@ boundary of the module that talks to them, with ``raise ... from exc``.
 
     PlatformKitError
     ├── UsageError                  bad flags or arguments                      (exit 2)
-    │   └── NotImplementedYetError  a command whose issue has not landed        (exit 2)
     ├── ConfigError                 platform.yaml is malformed                  (exit 2)
     ├── ValidationError             sheet rows fail validation (lists problems) (exit 2)
     ├── SourceError                 a sheet source cannot be read
     ├── StoreError                  Dolt refused an operation
-    │   ├── RefNotFoundError
+    │   ├── RefNotFoundError                                                    (exit 2)
     │   └── MergeConflictError
     ├── ServiceError                a server is down or answers badly (after retries) (exit 3)
     ├── TrackingError               MLflow refused an operation
     ├── TrainingError               one or more models failed to train
     ├── ReleaseError                building, pushing or recording a release failed
-    │   └── ImageNotFoundError
+    │   └── ImageNotFoundError                                                  (exit 2)
     └── GitHubError                 the GitHub API refused a call
+
+Unmarked errors exit 1. Any other exception is a bug: the CLI prints one redacted line and exits
+70 (see :mod:`platform_kit.cli`).
 """
 
 from __future__ import annotations
@@ -43,11 +45,6 @@ class PlatformKitError(Exception):
 
 class UsageError(PlatformKitError):
     exit_code = 2
-
-
-class NotImplementedYetError(UsageError):
-    def __init__(self, command: str) -> None:
-        super().__init__(f"'{command}' is not implemented yet")
 
 
 class ConfigError(PlatformKitError):

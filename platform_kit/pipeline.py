@@ -11,14 +11,16 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from platform_kit import services
+from platform_kit import data
 from platform_kit.config import Config
+from platform_kit.endpoints import Service
+from platform_kit.errors import PlatformKitError
 from platform_kit.plan import Plan, PlanSummary
 from platform_kit.plan_inputs import plan_training
-from platform_kit.store import open_store
+from platform_kit.project import Project
+from platform_kit.release import build_release
 from platform_kit.store.base import Store
 from platform_kit.sync import sync
-from platform_kit.tracking.mlflow_registry import registry_for
 from platform_kit.train import ModelStatus, Progress, TrainReport, train
 
 
@@ -78,7 +80,7 @@ Say = Callable[[str, str], None]  # (stage, one line for people)
 
 
 def run_pipeline(
-    config: Config,
+    project: Project,
     *,
     workers: int = 2,
     release: bool = True,
@@ -87,13 +89,15 @@ def run_pipeline(
 ) -> RunReport:
     """Run every stage once; raise on the first stage that fails outright.
 
-    One model failing to train does not stop the run, but then no release is built (a release
-    never includes a model that failed).
+    ``project`` holds the backends (and whether local servers may be started). One model failing
+    to train does not stop the run, but then no release is built (a release never includes a
+    model that failed).
     """
+    config = project.config
     report = RunReport()
-    say("services", "bringing up the local servers")
-    services.ensure_services(config)
-    store = open_store(config)
+    project.require({Service.DOLT, Service.MLFLOW})  # started, where the project may
+    say("services", "Dolt and MLflow answer")
+    store = project.store
     store.create_database()
 
     say("sync", f"reading {len(config.sheets)} sheet(s)")
@@ -109,7 +113,7 @@ def run_pipeline(
         _merge(store, config, stage, say)
     report.main_commit = store.resolve(config.dolt.main_branch)
 
-    registry = registry_for(config)
+    registry = project.models
     report.plan = plan_training(config, store, registry, to_ref=report.main_commit)
     say("plan", f"{len(report.plan.to_train)} to train: {PlanSummary.of(report.plan).line()}")
     names = [d.name for d in report.plan.to_train]
@@ -136,7 +140,7 @@ def run_pipeline(
     elif report.failed:
         report.release_skipped = f"{len(report.failed)} model(s) failed to train"
     else:
-        _release(config, report, say)
+        _release(project, report, say)
     return report
 
 
@@ -160,7 +164,7 @@ def _merge(store: Store, config: Config, stage: SheetStage, say: Say) -> None:
     for diff in diffs:
         added, modified, deleted = diff.counts
         say("diff", f"{stage.branch} vs {main}: {diff.table} +{added} ~{modified} -{deleted}")
-    result = store.merge(stage.branch, main)
+    result = data.merge(config, store, stage.branch, main)  # the same commit as 'data merge'
     stage.merged = result.commit if result.changed else None
     say(
         "merge",
@@ -169,15 +173,23 @@ def _merge(store: Store, config: Config, stage: SheetStage, say: Say) -> None:
     )
 
 
-def _release(config: Config, report: RunReport, say: Say) -> None:
-    from platform_kit.release import build_release, docker_available
-
-    why_not = docker_available()
-    if why_not:
-        report.release_skipped = why_not
-        say("release", f"skipped: {why_not}")
+def _release(project: Project, report: RunReport, say: Say) -> None:
+    try:
+        project.engine  # noqa: B018 - a run without Docker trains, then skips the release
+    except PlatformKitError as exc:
+        report.release_skipped = str(exc)
+        say("release", f"skipped: {exc}")
         return
-    result = build_release(config, push=True)
+    result = build_release(
+        project.config,
+        store=project.store,
+        models=project.models,
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+        tracking_uri=project.mlflow_uri,
+        push=True,
+    )
     report.release = result.to_json()
     say(
         "release",

@@ -1,15 +1,15 @@
-"""Start, stop and locate the local Dolt and MLflow servers.
+"""Start and stop the local Dolt and MLflow servers: the only module that runs processes.
 
 ``services up`` starts ``dolt sql-server`` and ``mlflow server`` on free loopback ports, with
 their data under the project's ``.platform/``, waits until both answer, and records them in
 ``.platform/services.json``. Servers named in platform.yaml (``dolt.server``,
-``mlflow.tracking_uri``) are external: the kit never starts or stops them.
+``mlflow.tracking_uri``) are external: the kit never starts or stops them. Finding a server and
+asking whether it is healthy is :mod:`platform_kit.endpoints`' job.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import signal
@@ -17,34 +17,27 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from collections.abc import Callable, Collection
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from platform_kit import env
 from platform_kit.config import Config, DoltServer
+from platform_kit.endpoints import (
+    LOCAL_HOST,
+    Service,
+    ServiceStatus,
+    dolt_healthy,
+    is_local,
+    mlflow_healthy,
+    read_state,
+    services_status,
+    state_path,
+)
 from platform_kit.errors import ServiceError
+from platform_kit.jsonio import write_json_atomic
 
-DOLT = "dolt"
-MLFLOW = "mlflow"
-STATE_FILE = "services.json"
 START_TIMEOUT = 90.0
-
-
-@dataclass(frozen=True)
-class ServiceStatus:
-    name: str
-    url: str
-    healthy: bool
-    managed: bool  # started by 'services up' (and so stopped by 'services down')
-    pid: int | None = None
-    detail: str = ""
-
-    def to_json(self) -> dict[str, object]:
-        return asdict(self)
 
 
 # ---------------------------------------------------------------------------- locating
@@ -52,138 +45,42 @@ class ServiceStatus:
 
 def find_dolt() -> str:
     """The dolt binary: on PATH, or where infra/install-dolt.sh caches it."""
-    cache = Path(env.get(env.PLATFORM_KIT_CACHE) or Path.home() / ".cache" / "platform-kit")
-    for candidate in (shutil.which("dolt"), cache / "bin" / "dolt"):
+    for candidate in (shutil.which("dolt"), env.cache_dir() / "bin" / "dolt"):
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return str(candidate)
     raise ServiceError("no dolt binary found", hint="run 'bash infra/install-dolt.sh'")
 
 
-def dolt_endpoint(config: Config) -> DoltServer:
-    """Where the Dolt SQL server answers: the configured one, or the local one 'up' started."""
-    if config.dolt.server is not None:
-        return config.dolt.server
-    record = _read_state(config).get(DOLT)
-    if not record:
-        raise ServiceError(
-            "the local Dolt server is not running", hint="run 'platform-kit services up'"
-        )
-    return DoltServer(host="127.0.0.1", port=int(record["port"]), user="root")
-
-
-def dolt_password(config: Config) -> str:
-    """DOLT_PASSWORD for a configured server; the local server's root has none.
-
-    Sending a password to a passwordless root is refused, so a DOLT_PASSWORD meant for the shared
-    server must not break a local project.
-    """
-    return (env.get(env.DOLT_PASSWORD) or "") if config.dolt.server is not None else ""
-
-
-def mlflow_uri(config: Config) -> str:
-    """The MLflow tracking URI: $MLFLOW_TRACKING_URI, the configured one, or the local server."""
-    uri = env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
-    if uri:
-        return uri
-    record = _read_state(config).get(MLFLOW)
-    if not record:
-        raise ServiceError(
-            "the local MLflow server is not running", hint="run 'platform-kit services up'"
-        )
-    return f"http://127.0.0.1:{record['port']}"
-
-
-def dolt_url(endpoint: DoltServer) -> str:
-    return f"mysql://{endpoint.user}@{endpoint.host}:{endpoint.port}"
-
-
-# ---------------------------------------------------------------------------- health
-
-
-def dolt_healthy(
-    endpoint: DoltServer, password: str = "", timeout: float = 5.0
-) -> tuple[bool, str]:
-    import mysql.connector
-
-    try:
-        conn = mysql.connector.connect(
-            host=endpoint.host,
-            port=endpoint.port,
-            user=endpoint.user,
-            password=password,
-            connection_timeout=max(1, int(timeout)),
-        )
-    except mysql.connector.Error as exc:
-        return False, env.redact(str(exc))
-    try:
-        cur = conn.cursor()
-        cur.execute("SELECT dolt_version()")
-        row = cur.fetchone()
-        version = str(row[0]) if row else "?"  # type: ignore[index]
-        return True, f"dolt {version}"
-    finally:
-        conn.close()
-
-
-def mlflow_healthy(uri: str, timeout: float = 5.0) -> tuple[bool, str]:
-    try:
-        response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
-    except requests.RequestException as exc:
-        return False, type(exc).__name__
-    return response.ok, f"HTTP {response.status_code}"
-
-
 # ---------------------------------------------------------------------------- lifecycle
 
 
-def services_status(config: Config) -> list[ServiceStatus]:
-    """Each service's URL and health, whether the kit started it or not."""
-    state = _read_state(config)
-    statuses = []
-    if config.dolt.server is not None or DOLT in state:
-        endpoint = dolt_endpoint(config)
-        ok, detail = dolt_healthy(endpoint, dolt_password(config))
-        record = state.get(DOLT, {})
-        statuses.append(
-            ServiceStatus(
-                DOLT, dolt_url(endpoint), ok, config.dolt.server is None, record.get("pid"), detail
-            )
-        )
-    else:
-        statuses.append(ServiceStatus(DOLT, "", False, True, None, "not started"))
-    if env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri or MLFLOW in state:
-        uri = mlflow_uri(config)
-        ok, detail = mlflow_healthy(uri)
-        external = bool(env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri)
-        statuses.append(
-            ServiceStatus(MLFLOW, uri, ok, not external, state.get(MLFLOW, {}).get("pid"), detail)
-        )
-    else:
-        statuses.append(ServiceStatus(MLFLOW, "", False, True, None, "not started"))
-    return statuses
+def services_up(config: Config, only: Collection[Service] = tuple(Service)) -> list[ServiceStatus]:
+    """Start the local servers (of ``only``) that are not already running and healthy.
 
-
-def services_up(config: Config) -> list[ServiceStatus]:
-    """Start whatever local server is not already running and healthy; idempotent."""
-    state = _read_state(config)
+    Idempotent; servers named in platform.yaml are never started. Returns every service's status.
+    """
+    state = read_state(config)
     logs = config.state_dir / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    if config.dolt.server is None and not _alive_and_healthy(state.get(DOLT), _dolt_check):
-        state[DOLT] = _start_dolt(config, logs, _port_for(state.get(DOLT)))
-        _write_state(config, state)
-    if not (
-        env.get(env.MLFLOW_TRACKING_URI) or config.mlflow.tracking_uri
-    ) and not _alive_and_healthy(state.get(MLFLOW), _mlflow_check):
-        state[MLFLOW] = _start_mlflow(config, logs, _port_for(state.get(MLFLOW)))
-        _write_state(config, state)
+    starters = {
+        Service.DOLT: (_start_dolt, _dolt_check),
+        Service.MLFLOW: (_start_mlflow, _mlflow_check),
+    }
+    for service in Service:
+        if service not in only or not is_local(config, service):
+            continue
+        start, check = starters[service]
+        if not _alive_and_healthy(state.get(service), check):
+            state[service.value] = start(config, logs, _port_for(state.get(service)))
+            _write_state(config, state)
     return services_status(config)
 
 
 def services_down(config: Config) -> list[str]:
     """Stop the servers 'up' started (never external ones); returns the names stopped."""
-    state = _read_state(config)
+    state = read_state(config)
     stopped = []
-    for name in (MLFLOW, DOLT):
+    for name in (Service.MLFLOW.value, Service.DOLT.value):
         record = state.pop(name, None)
         if record and _stop(int(record["pid"])):
             stopped.append(name)
@@ -191,21 +88,12 @@ def services_down(config: Config) -> list[str]:
     return stopped
 
 
-def ensure_services(config: Config) -> None:
-    """Bring the local servers up when they are not (a no-op for external ones)."""
-    statuses = services_up(config)
-    bad = [s for s in statuses if not s.healthy]
-    if bad:
-        names = ", ".join(f"{s.name} at {s.url or '?'} ({s.detail})" for s in bad)
-        raise ServiceError(f"not healthy: {names}", hint="check 'platform-kit services status'")
-
-
 def _dolt_check(record: dict[str, Any]) -> bool:
-    return dolt_healthy(DoltServer("127.0.0.1", int(record["port"]), "root"))[0]
+    return dolt_healthy(DoltServer(LOCAL_HOST, int(record["port"]), "root"))[0]
 
 
 def _mlflow_check(record: dict[str, Any]) -> bool:
-    return mlflow_healthy(f"http://127.0.0.1:{record['port']}")[0]
+    return mlflow_healthy(f"http://{LOCAL_HOST}:{record['port']}")[0]
 
 
 def _alive_and_healthy(
@@ -266,7 +154,7 @@ def _start_dolt(config: Config, logs: Path, port: int) -> dict[str, Any]:
         data_dir,
     )
     record = {"pid": pid, "port": port, "url": f"mysql://root@127.0.0.1:{port}"}
-    _wait(DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
+    _wait(Service.DOLT, lambda: _dolt_check(record), pid, logs / "dolt.log")
     _allow_local_infile(port)
     return record
 
@@ -303,7 +191,7 @@ def _start_mlflow(config: Config, logs: Path, port: int) -> dict[str, Any]:
     child_env = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     pid = _spawn(command, logs / "mlflow.log", child_env, root)
     record = {"pid": pid, "port": port, "url": f"http://127.0.0.1:{port}"}
-    _wait(MLFLOW, lambda: _mlflow_check(record), pid, logs / "mlflow.log")
+    _wait(Service.MLFLOW, lambda: _mlflow_check(record), pid, logs / "mlflow.log")
     return record
 
 
@@ -374,24 +262,5 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _state_path(config: Config) -> Path:
-    return config.state_dir / STATE_FILE
-
-
-def _read_state(config: Config) -> dict[str, dict[str, Any]]:
-    path = _state_path(config)
-    if not path.exists():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return {k: v for k, v in data.items() if isinstance(v, dict) and "pid" in v and "port" in v}
-
-
 def _write_state(config: Config, state: dict[str, dict[str, Any]]) -> None:
-    path = _state_path(config)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(state, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)
+    write_json_atomic(state_path(config), state)

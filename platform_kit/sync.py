@@ -2,7 +2,7 @@
 
 Every sheet is read and validated before anything is written, so bad input leaves every branch
 as it was. A sheet whose rows did not change makes no commit. The commit message is the format
-other tools read (ARCHITECTURE.md):
+other tools read (docs/architecture.md):
 
     sync <sheet>: +<added> ~<changed> -<deleted> rows (source <id>@<revision>)
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 from platform_kit.config import Config, FileSource, SheetConfig
 from platform_kit.errors import ValidationError
+from platform_kit.jsonio import write_json_atomic
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
 from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema
@@ -153,10 +154,7 @@ class _Memo:
 
     def remember(self, branch: str, sheet: str, head: str, digest: str) -> None:
         self.state[f"{branch}:{sheet}"] = {"head": head, "digest": digest}
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(self.state, indent=1, sort_keys=True))
-        tmp.replace(self.path)
+        write_json_atomic(self.path, self.state)
 
 
 def _file_digest(sheet: SheetConfig) -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 
+from platform_kit import endpoints
 from platform_kit import services as svc
 from platform_kit.config import Config, DoltServer, load_config
 from tests.prod import ProdDeployment, start_prod_deployment, stop_prod_deployment
@@ -80,7 +81,7 @@ def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Services]:
     """A real dolt sql-server and MLflow server for the whole test session."""
     config = write_project(tmp_path_factory.mktemp("services"))
     start_services(config)
-    yield Services(config, svc.dolt_endpoint(config), svc.mlflow_uri(config))
+    yield Services(config, endpoints.dolt_endpoint(config), endpoints.mlflow_uri(config))
     svc.services_down(config)
 
 

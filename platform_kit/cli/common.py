@@ -12,8 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from platform_kit.config import DEFAULT_CONFIG, Config, load_config
-
-Handler = Callable[[argparse.Namespace], int]
+from platform_kit.project import NOTHING, Project
 
 # stdout carries results (and only JSON with --json); progress and notes go to stderr.
 # Piped or captured (CI logs, `| less`), rich would cut trees and tables at 80 columns.
@@ -71,6 +70,12 @@ def apply_global_defaults(args: argparse.Namespace) -> argparse.Namespace:
 
 def config_of(args: argparse.Namespace) -> Config:
     return load_config(args.config)
+
+
+def project_of(args: argparse.Namespace) -> Project:
+    """The command's one :class:`Project`, with the services its parser declared (``needs``)
+    checked, and started where the command may start local ones."""
+    return Project.for_command(config_of(args), getattr(args, "needs", NOTHING))
 
 
 def emit(args: argparse.Namespace, data: Any, human: Callable[[], None] | None = None) -> None:

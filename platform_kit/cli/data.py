@@ -6,10 +6,13 @@ import argparse
 from typing import Any
 
 from platform_kit import data
-from platform_kit.cli.common import config_of, emit, note, stdout, table
-from platform_kit.services import ensure_services
-from platform_kit.store import open_store
+from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit.endpoints import Service
+from platform_kit.project import Needs
 from platform_kit.store.base import RowChange
+
+READ = Needs({Service.DOLT})
+WRITE = Needs({Service.DOLT}, start_local=True)
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -27,20 +30,22 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     diff.add_argument(
         "--rows", type=int, default=10, help="changed rows shown per kind (default 10)"
     )
+    diff.set_defaults(needs=READ)
     merge = actions.add_parser("merge", parents=[parent], help="merge a data branch")
     merge.add_argument("branch", metavar="BRANCH")
     merge.add_argument("--into", help="target branch (default: the main branch)")
     merge.add_argument("--notify", action="store_true", help="send the dolt-main-updated dispatch")
+    merge.set_defaults(needs=WRITE)
     log = actions.add_parser("log", parents=[parent], help="hash, date and message of commits")
     log.add_argument("ref", nargs="?", help="default: the main branch")
     log.add_argument("-n", "--limit", type=int, default=20)
+    log.set_defaults(needs=READ)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
-    ensure_services(config)
-    store = open_store(config)
+    project = project_of(args)
+    config, store = project.config, project.store
     if args.action == "diff":
         diffs = data.diff(config, store, args.from_ref, args.to_ref, args.table)
         emit(args, [_diff_json(d) for d in diffs], lambda: _render_diffs(diffs, args.rows))

@@ -7,10 +7,15 @@ import argparse
 from collections.abc import Callable
 from pathlib import Path
 
-from platform_kit.cli.common import config_of, emit, note, stdout
+from platform_kit.cli.common import emit, note, project_of, stdout
 from platform_kit.config import Config, load_config
+from platform_kit.endpoints import Service
 from platform_kit.errors import ConfigError, UsageError
 from platform_kit.github import DispatchResult, WatchEvent, dispatch_workflow, watch
+from platform_kit.project import NOTHING, Needs
+
+# The watcher and the webhook only read Dolt's head: they never start a local server.
+READ_DOLT = Needs({Service.DOLT})
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -20,6 +25,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     dispatch.add_argument("workflow", metavar="WORKFLOW", help="file name, e.g. pipeline.yml")
     dispatch.add_argument("--ref", default="main", help="git ref to run on (default: main)")
     dispatch.add_argument("--input", action="append", default=[], metavar="K=V")
+    dispatch.set_defaults(needs=NOTHING)
     watch_parser = actions.add_parser(
         "watch", parents=[parent], help="dispatch dolt-main-updated on new heads"
     )
@@ -27,6 +33,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     watch_parser.add_argument(
         "--interval", type=float, default=60.0, metavar="S", help="seconds between polls"
     )
+    watch_parser.set_defaults(needs=READ_DOLT)
     hook = actions.add_parser(
         "webhook",
         parents=[parent],
@@ -37,6 +44,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     hook.add_argument("--port", type=int, default=8787, help="port (default: %(default)s)")
     hook.add_argument("--path", default="/", help="URL path DoltHub posts to (default: /)")
+    hook.set_defaults(needs=READ_DOLT)
     parser.set_defaults(handler=run)
 
 
@@ -78,12 +86,11 @@ def _reporter(args: argparse.Namespace, config: Config) -> Callable[[WatchEvent]
 
 
 def _watch(args: argparse.Namespace) -> int:
-    from platform_kit.store import open_store
-
-    config = config_of(args)
+    project = project_of(args)
+    config = project.config
     watch(
         config,
-        open_store(config),
+        project.store,
         once=args.once,
         interval=args.interval,
         report=_reporter(args, config),
@@ -93,10 +100,10 @@ def _watch(args: argparse.Namespace) -> int:
 
 def _webhook(args: argparse.Namespace) -> int:
     from platform_kit.dolthub_webhook import make_server, receiver_for
-    from platform_kit.store import open_store
 
-    config = config_of(args)
-    receiver = receiver_for(config, open_store(config), report=_reporter(args, config))
+    project = project_of(args)
+    config = project.config
+    receiver = receiver_for(config, project.store, report=_reporter(args, config))
     server = make_server(receiver, args.host, args.port, args.path)
     host, port = server.server_address[:2]
     note(f"receiving DoltHub hooks at http://{host!s}:{port}{args.path} (Ctrl-C stops)")

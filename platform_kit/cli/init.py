@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from platform_kit.cli.common import Handler, emit, note, stdout
+from platform_kit.cli.common import emit, note, stdout
 from platform_kit.init import init_project, project_name
 
 
@@ -49,6 +49,3 @@ def run(args: argparse.Namespace) -> int:
         human,
     )
     return 0
-
-
-handler: Handler = run

@@ -7,14 +7,11 @@ from datetime import UTC, datetime
 
 from rich.tree import Tree
 
-from platform_kit.cli.common import config_of, emit, stdout, table
+from platform_kit.cli.common import emit, project_of, stdout, table
+from platform_kit.endpoints import Service
 from platform_kit.errors import UsageError
 from platform_kit.lineage import Lineage, lineage, releases_using
-from platform_kit.services import mlflow_uri
-from platform_kit.store import open_store
-from platform_kit.tracking.client import mlflow_client
-from platform_kit.tracking.mlflow_registry import registry_for
-from platform_kit.tracking.releases import ReleaseLog
+from platform_kit.project import Needs
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -28,15 +25,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     parser.add_argument(
         "--dolt-commit", metavar="HASH", help="which releases include data of this commit"
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, needs=Needs({Service.DOLT, Service.MLFLOW}))
 
 
 def run(args: argparse.Namespace) -> int:
     if bool(args.ref) == bool(args.dolt_commit):
         raise UsageError("give either REF or --dolt-commit HASH")
-    config = config_of(args)
-    registry = registry_for(config)
-    releases = ReleaseLog(mlflow_client(mlflow_uri(config)))
+    project = project_of(args)
+    registry, releases = project.models, project.releases
     if args.dolt_commit:
         found = releases_using(args.dolt_commit, registry=registry, releases=releases)
         rows = [[r.tag, r.image, _date(r.created_ms), r.git_sha[:12]] for r in found]
@@ -58,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
             ),
         )
         return 0
-    result = lineage(args.ref, registry=registry, releases=releases, store=open_store(config))
+    result = lineage(args.ref, registry=registry, releases=releases, store=project.store)
     emit(args, result.to_json(), lambda: stdout.print(tree(result)))
     return 0
 

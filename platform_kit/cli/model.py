@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.cli.common import emit, note, project_of, stdout, table
 from platform_kit.config import Config
-from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.endpoints import Service
+from platform_kit.project import Needs
 from platform_kit.tracking.registry import ModelSummary
 from platform_kit.tracking.tags import DOLT_COMMIT
+
+READ = Needs({Service.MLFLOW})
+WRITE = Needs({Service.MLFLOW}, start_local=True)
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -16,23 +20,26 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "model", parents=[parent], help="list models, move the production alias"
     )
     actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
-    actions.add_parser("list", parents=[parent], help="each model's production version")
+    listing = actions.add_parser("list", parents=[parent], help="each model's production version")
+    listing.set_defaults(needs=READ)
     promote = actions.add_parser(
         "promote", parents=[parent], help="give a version the production alias"
     )
     promote.add_argument("name", metavar="NAME")
     promote.add_argument("version", metavar="VERSION", type=int)
+    promote.set_defaults(needs=WRITE)
     rollback = actions.add_parser("rollback", parents=[parent], help="move the alias back")
     rollback.add_argument("name", metavar="NAME")
     rollback.add_argument(
         "--to-version", type=int, metavar="N", help="default: the previous production version"
     )
+    rollback.set_defaults(needs=WRITE)
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
-    registry = registry_for(config)
+    project = project_of(args)
+    config, registry = project.config, project.models
     if args.action == "list":
         models = registry.list_models()
         emit(args, {"models": [_summary_json(m) for m in models]}, lambda: _render(config, models))

@@ -6,11 +6,11 @@ import argparse
 import sys
 
 from platform_kit import env
-from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit.endpoints import Service
 from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
 from platform_kit.plan_inputs import plan_training
-from platform_kit.store import open_store
-from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.project import Needs
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -30,15 +30,15 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     parser.add_argument("--format", choices=["table", "json", "github"], default="table")
     parser.add_argument("--force", action="store_true", help="train every model")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, needs=Needs({Service.DOLT, Service.MLFLOW}))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
+    project = project_of(args)
     plan = plan_training(
-        config,
-        open_store(config),
-        registry_for(config),
+        project.config,
+        project.store,
+        project.models,
         from_ref=args.from_ref,
         to_ref=args.to_ref,
         force=args.force,

@@ -6,9 +6,9 @@ import argparse
 from datetime import UTC, datetime
 
 from platform_kit import release
-from platform_kit.cli.common import config_of, emit, note, stdout, table
-from platform_kit.config import Config
-from platform_kit.services import ensure_services
+from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit.endpoints import Service
+from platform_kit.project import Needs, Project
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -21,30 +21,42 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     build.add_argument("--alias", help="model alias to release (default: release.alias)")
     build.add_argument("--push", action="store_true", help="push the image and record the release")
-    actions.add_parser("list", parents=[parent], help="releases, newest first")
+    build.set_defaults(needs=Needs({Service.DOLT, Service.MLFLOW}, start_local=True))
+    listing = actions.add_parser("list", parents=[parent], help="releases, newest first")
+    listing.set_defaults(needs=Needs({Service.MLFLOW}))
     diff = actions.add_parser(
         "diff", parents=[parent], help="models that differ between two releases"
     )
     diff.add_argument("tag1", metavar="TAG1")
     diff.add_argument("tag2", metavar="TAG2")
+    diff.set_defaults(needs=Needs({Service.MLFLOW}))
     rollback = actions.add_parser(
         "rollback", parents=[parent], help="point production at an older image"
     )
     rollback.add_argument("tag", metavar="TAG")
+    rollback.set_defaults(needs=Needs({Service.MLFLOW}, start_local=True))
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
-    ensure_services(config)
+    project = project_of(args)
     {"build": _build, "list": _list, "diff": _diff, "rollback": _rollback}[args.action](
-        args, config
+        args, project
     )
     return 0
 
 
-def _build(args: argparse.Namespace, config: Config) -> None:
-    result = release.build_release(config, push=args.push, alias=args.alias)
+def _build(args: argparse.Namespace, project: Project) -> None:
+    result = release.build_release(
+        project.config,
+        store=project.store,
+        models=project.models_with_alias(args.alias),
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+        tracking_uri=project.mlflow_uri,
+        push=args.push,
+    )
     if not result.built:
         line = f"{result.reference} is already in the registry: nothing to do"
     elif result.pushed:
@@ -54,8 +66,8 @@ def _build(args: argparse.Namespace, config: Config) -> None:
     emit(args, result.to_json(), lambda: note(line))
 
 
-def _list(args: argparse.Namespace, config: Config) -> None:
-    rows = release.list_releases(config)
+def _list(args: argparse.Namespace, project: Project) -> None:
+    rows = release.list_releases(project.config, project.releases)
 
     def changed(names: list[str]) -> str:
         return ", ".join(names[:4]) + (f" +{len(names) - 4} more" if len(names) > 4 else "")
@@ -80,8 +92,8 @@ def _list(args: argparse.Namespace, config: Config) -> None:
     emit(args, rows, lambda: stdout.print(out))
 
 
-def _diff(args: argparse.Namespace, config: Config) -> None:
-    changes = release.diff_releases(config, args.tag1, args.tag2)
+def _diff(args: argparse.Namespace, project: Project) -> None:
+    changes = release.diff_releases(project.releases, args.tag1, args.tag2)
     emit(
         args,
         {n: {"from": a, "to": b} for n, (a, b) in changes.items()},
@@ -95,8 +107,14 @@ def _diff(args: argparse.Namespace, config: Config) -> None:
     )
 
 
-def _rollback(args: argparse.Namespace, config: Config) -> None:
-    result = release.rollback_release(config, args.tag)
+def _rollback(args: argparse.Namespace, project: Project) -> None:
+    result = release.rollback_release(
+        project.config,
+        args.tag,
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+    )
     emit(
         args,
         result.to_json(),

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.common import config_of, emit, note, stdout
+from platform_kit.cli.common import emit, note, project_of, stdout
 from platform_kit.cli.train import progress_bar
+from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError
 from platform_kit.pipeline import RunReport, run_pipeline
+from platform_kit.project import Needs
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -22,14 +24,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "--workers", type=int, default=2, metavar="N", help="models trained at once"
     )
     parser.add_argument("--no-release", action="store_true", help="stop after training")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, needs=Needs({Service.DOLT, Service.MLFLOW}, start_local=True))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
+    project = project_of(args)
     with progress_bar() as bar:
         report = run_pipeline(
-            config,
+            project,
             workers=args.workers,
             release=not args.no_release,
             say=lambda stage, line: note(f"[bold]{stage:>8}[/]  {line}"),

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit import services
-from platform_kit.cli.common import Handler, config_of, emit, note, stdout, table
+from platform_kit import endpoints, services
+from platform_kit.cli.common import config_of, emit, note, stdout, table
+from platform_kit.endpoints import Service
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -28,9 +29,11 @@ def run(args: argparse.Namespace) -> int:
             args, {"stopped": stopped}, lambda: note(f"stopped: {', '.join(stopped) or 'nothing'}")
         )
         return 0
-    statuses = (
-        services.services_up(config) if args.action == "up" else services.services_status(config)
-    )
+    if args.action == "up":
+        endpoints.refuse_local_in_actions(config, list(Service))
+        statuses = services.services_up(config)
+    else:
+        statuses = endpoints.services_status(config)
     rows = [
         [
             s.name,
@@ -46,7 +49,4 @@ def run(args: argparse.Namespace) -> int:
         {"services": [s.to_json() for s in statuses]},
         lambda: stdout.print(table(None, ["service", "url", "health", "kind", "detail"], rows)),
     )
-    return 0 if args.action == "down" or all(s.healthy for s in statuses) else 3
-
-
-handler: Handler = run
+    return 0 if all(s.healthy for s in statuses) else 3

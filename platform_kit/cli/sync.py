@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.common import config_of, emit, note, stdout, table
-from platform_kit.services import ensure_services
-from platform_kit.store import open_store
+from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit.endpoints import Service
+from platform_kit.project import Needs
 from platform_kit.sync import SyncReport, sync
 
 
@@ -26,16 +26,16 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "--branch", help="write to this branch instead of sheets/<sheet> (e.g. main)"
     )
     parser.add_argument("--dry-run", action="store_true", help="print the diff and write nothing")
-    parser.set_defaults(handler=run)
+    # A dry run too: it previews against the database the real sync writes to.
+    parser.set_defaults(handler=run, needs=Needs({Service.DOLT}, start_local=True))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
-    ensure_services(config)
-    store = open_store(config)
+    project = project_of(args)
+    store = project.store
     store.create_database()
     report = sync(
-        config,
+        project.config,
         store,
         sheets=args.sheet,
         branch=args.branch,

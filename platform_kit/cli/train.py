@@ -7,11 +7,11 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from platform_kit.cli.common import config_of, emit, note, stderr, stdout, table
+from platform_kit.cli.common import emit, note, project_of, stderr, stdout, table
+from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError, UsageError
 from platform_kit.plan import Shard
-from platform_kit.store import open_store
-from platform_kit.tracking.mlflow_registry import registry_for
+from platform_kit.project import Needs
 from platform_kit.train import ModelResult, ModelStatus, TrainReport, train
 from platform_kit.train import Progress as TrainProgress
 
@@ -28,19 +28,19 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
         "--workers", type=int, default=2, metavar="N", help="models trained at once"
     )
     parser.add_argument("--force", action="store_true", help="retrain even when nothing changed")
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, needs=Needs({Service.DOLT, Service.MLFLOW}, start_local=True))
 
 
 def run(args: argparse.Namespace) -> int:
-    config = config_of(args)
     shard = Shard.from_json(args.shard) if args.shard else None
     if shard is not None and args.ref:
         raise UsageError("--ref cannot be used with --shard (a shard names its own commit)")
+    project = project_of(args)
     with progress_bar() as progress:
         report = train(
-            config,
-            open_store(config),
-            registry_for(config),
+            project.config,
+            project.store,
+            project.models,
             names=args.model,
             shard=shard,
             ref=args.ref,

@@ -11,6 +11,7 @@ Build order is the failure semantics:
 4. only then record the release in MLflow. A failed build or push leaves no record, and a rerun
    simply tries again.
 
+Every backend is an argument (the CLI's :class:`platform_kit.project.Project` builds them).
 The manifest is resolved from the models platform.yaml declares (families expanded at the head
 of Dolt main by :func:`platform_kit.catalog.expand_models`), not from every registered model
 holding the alias, so a model dropped from the config leaves the next release.
@@ -25,7 +26,7 @@ import re
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -33,16 +34,14 @@ from pathlib import Path
 from typing import Any
 
 from platform_kit import gitinfo
-from platform_kit.config import Config, ReleaseConfig
-from platform_kit.errors import ImageNotFoundError, PlatformKitError, ReleaseError, UsageError
+from platform_kit.config import Config
+from platform_kit.errors import ImageNotFoundError, ReleaseError, UsageError
 from platform_kit.release.context import ASSETS, assemble_context
 from platform_kit.release.images import Engine
 from platform_kit.release.manifest import canonical_json, changed_models, manifest_md5
 from platform_kit.release.registry import Registry
-from platform_kit.services import mlflow_uri
-from platform_kit.tracking.client import mlflow_client
-from platform_kit.tracking.mlflow_registry import registry_for
-from platform_kit.tracking.registry import VersionInfo
+from platform_kit.store.base import Store
+from platform_kit.tracking.registry import ModelRegistry, VersionInfo
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
 from platform_kit.tracking.tags import DOLT_COMMIT
 
@@ -105,45 +104,35 @@ class RollbackResult:
         }
 
 
-def docker_available() -> str | None:
-    """None when a Docker engine answers; otherwise why not, in one line."""
-    try:
-        Engine()
-    except PlatformKitError as exc:
-        return str(exc)
-    return None
-
-
 def resolve_manifest(
-    config: Config, alias: str | None = None
+    config: Config, store: Store, models: ModelRegistry
 ) -> tuple[dict[str, str], list[VersionInfo]]:
-    """``{model: version}`` of the configured models holding the alias, and those versions.
+    """``{model: version}`` of the configured models holding ``models.alias``, and those versions.
+
+    Args:
+        store: where the model families are expanded (at the head of the main branch).
+        models: the registry, seen through the alias to release.
 
     Raises:
         ReleaseError: a configured model has no version holding the alias (all such are named),
             or no model is configured.
     """
     from platform_kit.catalog import expand_models
-    from platform_kit.store import open_store
 
-    store = open_store(config)
     names = [m.name for m in expand_models(config, store, store.resolve(config.dolt.main_branch))]
     if not names:
         raise ReleaseError(
             f"{config.path}: no models are configured, so there is nothing to release"
         )
-    registry = registry_for(config)
-    if alias:
-        registry.alias = alias
     with ThreadPoolExecutor(_RESOLVE_WORKERS) as pool:
-        found = list(pool.map(registry.production, names))
+        found = list(pool.map(models.production, names))
     missing = [name for name, info in zip(names, found, strict=True) if info is None]
     if missing:
         shown = ", ".join(missing[:20]) + (
             f" and {len(missing) - 20} more" if len(missing) > 20 else ""
         )
         raise ReleaseError(
-            f"no {registry.alias!r} version for: {shown}",
+            f"no {models.alias!r} version for: {shown}",
             hint="train them ('platform-kit train') or promote a version ('platform-kit model promote')",
         )
     versions = [info for info in found if info is not None]
@@ -153,32 +142,38 @@ def resolve_manifest(
 def build_release(
     config: Config,
     *,
+    store: Store,
+    models: ModelRegistry,
+    releases: ReleaseLog,
+    registry: Registry,
+    engine: Callable[[], Engine],
+    tracking_uri: str,
     push: bool = True,
-    alias: str | None = None,
     no_cache: bool = False,
-    engine: Engine | None = None,
 ) -> ReleaseResult:
-    """Build, push and record the release of the models holding the alias; idempotent.
+    """Build, push and record the release of the models holding ``models.alias``; idempotent.
 
     Args:
+        store, models: where the manifest is resolved (see :func:`resolve_manifest`).
+        releases: where the release is recorded.
+        registry: the registry behind ``release.image``.
+        engine: returns the Docker engine; called only when an image must be built, so a
+            release already in the registry needs none.
+        tracking_uri: the MLflow server the models' artifacts are downloaded from.
         push: push the image and record the release; False only builds it locally.
-        alias: the model alias to release (default: ``release.alias`` of the config).
         no_cache: build every layer again (the benchmark's cold build).
-        engine: the Docker engine (default: from the environment).
 
     Raises:
         ReleaseError: a model has no version with the alias, or building or pushing failed
             (nothing is recorded then).
         ServiceError: Docker, the registry or MLflow is down.
     """
-    release = _release_config(config)
+    release = config.require_release()
     with _timed("resolve the manifest"):
-        manifest, versions = resolve_manifest(config, alias)
+        manifest, versions = resolve_manifest(config, store, models)
     tag = manifest_md5(manifest)
-    registry = Registry(release.image)
     git_sha = gitinfo.git_sha(config.root) or "unknown"
     dolt_commit = _dolt_commit(versions)
-    releases = ReleaseLog(mlflow_client(mlflow_uri(config)))
 
     def record() -> None:
         releases.record(
@@ -187,7 +182,7 @@ def build_release(
             manifest,
             git_sha=git_sha,
             dolt_commit=dolt_commit,
-            alias=alias or release.alias,
+            alias=models.alias,
         )
 
     with _lock(config):
@@ -199,8 +194,8 @@ def build_release(
             return ReleaseResult(
                 tag, release.image, manifest, built=False, pushed=True, recorded=repair
             )
-        engine = engine or Engine()
-        base = ensure_base_image(engine, release.base_image)
+        docker = engine()
+        base = ensure_base_image(docker, release.base_image)
         # The Dockerfile turns these into its labels in a single step (see its comments).
         buildargs = {
             "BASE_IMAGE": base,
@@ -211,16 +206,16 @@ def build_release(
         }
         with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
             with _timed(f"assemble the context of {len(versions)} models"):
-                context = assemble_context(Path(tmp), manifest, tag, versions, mlflow_uri(config))
+                context = assemble_context(Path(tmp), manifest, tag, versions, tracking_uri)
             with _timed(f"build {release.image}:{tag}"):
-                engine.build(context, f"{release.image}:{tag}", buildargs, no_cache=no_cache)
-            _check_labels(engine, f"{release.image}:{tag}", buildargs)
+                docker.build(context, f"{release.image}:{tag}", buildargs, no_cache=no_cache)
+            _check_labels(docker, f"{release.image}:{tag}", buildargs)
         if not push:
             return ReleaseResult(tag, release.image, manifest, built=True, pushed=False)
         if registry.has(tag):  # pushed by another machine during our build: keep theirs
             return ReleaseResult(tag, release.image, manifest, built=False, pushed=True)
         with _timed(f"push {release.image}:{tag}"):
-            engine.push(release.image, tag)
+            docker.push(release.image, tag)
         record()
         return ReleaseResult(tag, release.image, manifest, built=True, pushed=True, recorded=True)
 
@@ -252,9 +247,10 @@ def ensure_base_image(engine: Engine, base_image: str) -> str:
     return LOCAL_BASE
 
 
-def list_releases(config: Config, limit: int = 1000) -> list[dict[str, Any]]:
-    """Releases newest first, each with the models changed against the one before it."""
-    records = ReleaseLog(mlflow_client(mlflow_uri(config))).all(limit)
+def list_releases(config: Config, releases: ReleaseLog, limit: int = 1000) -> list[dict[str, Any]]:
+    """Releases of ``release.image`` newest first, each with the models changed against the
+    one before it."""
+    records = releases.all(limit)
     image = config.release.image if config.release else None
     if image is not None:
         records = [r for r in records if r.image == image]
@@ -275,47 +271,58 @@ def list_releases(config: Config, limit: int = 1000) -> list[dict[str, Any]]:
     return out
 
 
-def diff_releases(config: Config, tag1: str, tag2: str) -> dict[str, tuple[str | None, str | None]]:
+def diff_releases(
+    releases: ReleaseLog, tag1: str, tag2: str
+) -> dict[str, tuple[str | None, str | None]]:
     """Models whose version differs between two recorded releases: name -> (in tag1, in tag2).
 
     Raises:
         ImageNotFoundError: a tag is not a recorded release.
     """
-    log = ReleaseLog(mlflow_client(mlflow_uri(config)))
-    first, second = (_record(log, t) for t in (tag1, tag2))
+    first, second = (_record(releases, t) for t in (tag1, tag2))
     return changed_models(first.manifest, second.manifest)
 
 
-def rollback_release(config: Config, tag: str, *, engine: Engine | None = None) -> RollbackResult:
+def rollback_release(
+    config: Config,
+    tag: str,
+    *,
+    releases: ReleaseLog,
+    registry: Registry,
+    engine: Callable[[], Engine],
+) -> RollbackResult:
     """Point ``<image>:production`` at an earlier release's image and record the rollback.
+
+    Args:
+        releases: where the rollback is recorded (and the release's manifest is read).
+        registry: the registry behind ``release.image``.
+        engine: returns the Docker engine; called once the tag is known to be in the registry.
 
     Raises:
         UsageError: ``tag`` is not an MD5 release tag.
         ImageNotFoundError: the registry has no ``<image>:<tag>``.
         ReleaseError: pulling, retagging or pushing failed (nothing is recorded then).
     """
-    release = _release_config(config)
+    release = config.require_release()
     if not _TAG.match(tag):
         raise UsageError(
             f"{tag!r} is not a release tag (32 hex digits)", hint="see 'platform-kit release list'"
         )
-    registry = Registry(release.image)
     reference = f"{release.image}:{tag}"
     if not registry.has(tag):
         raise ImageNotFoundError(
             f"{reference} is not in the registry, so production cannot be rolled back to it",
             hint="see 'platform-kit release list' for the releases that were pushed",
         )
-    engine = engine or Engine()
-    if not engine.has_image(reference):
-        engine.pull(release.image, tag)
-    log = ReleaseLog(mlflow_client(mlflow_uri(config)))
-    record = log.find(tag)
-    manifest = record.manifest if record else _manifest_label(engine, reference)
+    docker = engine()
+    if not docker.has_image(reference):
+        docker.pull(release.image, tag)
+    record = releases.find(tag)
+    manifest = record.manifest if record else _manifest_label(docker, reference)
     previous = registry.digest(PRODUCTION_TAG)
-    engine.tag(reference, release.image, PRODUCTION_TAG)
-    engine.push(release.image, PRODUCTION_TAG)
-    log.record_rollback(
+    docker.tag(reference, release.image, PRODUCTION_TAG)
+    docker.push(release.image, PRODUCTION_TAG)
+    releases.record_rollback(
         tag,
         release.image,
         manifest,
@@ -358,14 +365,6 @@ def _record(log: ReleaseLog, tag: str) -> ReleaseRecord:
     return record
 
 
-def _release_config(config: Config) -> ReleaseConfig:
-    if config.release is None:
-        raise UsageError(
-            f"{config.path}: no 'release' section", hint="add release: {image: HOST:PORT/NAME}"
-        )
-    return config.release
-
-
 def _dolt_commit(versions: Sequence[VersionInfo]) -> str:
     """The data commit of the newest model version (the release's data is at least that new)."""
     newest = max(versions, key=lambda v: v.created_ms)
@@ -396,7 +395,6 @@ __all__ = [
     "RollbackResult",
     "build_release",
     "diff_releases",
-    "docker_available",
     "ensure_base_image",
     "list_releases",
     "resolve_manifest",

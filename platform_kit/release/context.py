@@ -1,7 +1,7 @@
 """The docker build context of a release: the serving code, numpy's wheels, and every model.
 
-Models are fetched from MLflow (each version's ``source`` holds training.bow's ``model.json`` and
-``weights.npz``) in parallel, since a release of hundreds of adapters is hundreds of downloads,
+Models are fetched from MLflow (each version's ``source`` holds the :mod:`platform_kit.servable`
+format: ``model.json`` and ``weights.npz``) in parallel, since a release of hundreds of adapters is hundreds of downloads,
 and kept in a host cache keyed by the version's source: a version's artifacts never change, so
 the next release fetches only the versions that are new.
 numpy comes from a wheel downloaded once on the host for the image's Python (3.11) and unpacked
@@ -24,18 +24,15 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from platform_kit import env, servable
 from platform_kit.errors import ReleaseError
 from platform_kit.tracking.client import call
 from platform_kit.tracking.registry import VersionInfo
-from training import bow
 
 # The recipes ship as package data (images/ in the repo links to them), so releases also build
 # from a plain 'pip install'.
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SERVING = ASSETS / "serving"
-CACHE = Path.home() / ".cache" / "platform-kit"
-WHEELHOUSE = CACHE / "wheels"
-MODEL_CACHE = CACHE / "models"
 MODEL_CACHE_DAYS = 30  # entries unused for this long are pruned
 IMAGE_PYTHON = "3.11"  # bookworm's python3, and python:3.11-slim's
 DOWNLOAD_WORKERS = 8
@@ -48,7 +45,7 @@ def assemble_context(
     versions: Sequence[VersionInfo],
     uri: str,
     *,
-    model_cache: Path = MODEL_CACHE,
+    model_cache: Path | None = None,
 ) -> Path:
     """Fill ``root`` with everything images/serving/Dockerfile copies; return ``root``.
 
@@ -58,10 +55,12 @@ def assemble_context(
     """
     for name in ("Dockerfile", "server.py"):
         shutil.copy(SERVING / name, root / name)
-    shutil.copy(bow.__file__, root / "bow.py")  # the format's one reader, shared with training
+    # The format's one reader, shared with the trainers; server.py imports it as 'bow'.
+    shutil.copy(servable.__file__, root / "bow.py")
     shutil.copytree(site_packages(), root / "site-packages", copy_function=_link_or_copy)
     models = root / "models"
     models.mkdir()
+    model_cache = model_cache or models_cache()
     model_cache.mkdir(parents=True, exist_ok=True)
     _prune(model_cache)
     with ThreadPoolExecutor(DOWNLOAD_WORKERS) as pool:
@@ -73,7 +72,17 @@ def assemble_context(
     return root
 
 
-def cached_model(info: VersionInfo, uri: str, cache: Path = MODEL_CACHE) -> Path:
+def models_cache() -> Path:
+    """Where downloaded model versions are kept between releases (under the kit's cache)."""
+    return env.cache_dir() / "models"
+
+
+def wheels_cache() -> Path:
+    """Where numpy's wheel for the image's Python is kept (under the kit's cache)."""
+    return env.cache_dir() / "wheels"
+
+
+def cached_model(info: VersionInfo, uri: str, cache: Path | None = None) -> Path:
     """The directory holding ``info``'s servable model, downloaded once per host.
 
     Raises:
@@ -81,6 +90,7 @@ def cached_model(info: VersionInfo, uri: str, cache: Path = MODEL_CACHE) -> Path
     """
     import mlflow.artifacts
 
+    cache = cache or models_cache()
     key = hashlib.sha256(f"{uri}|{info.source}".encode()).hexdigest()[:32]
     target = cache / key
     if (target / "model.json").is_file():
@@ -100,7 +110,8 @@ def cached_model(info: VersionInfo, uri: str, cache: Path = MODEL_CACHE) -> Path
             raise ReleaseError(
                 f"{info.name} v{info.version} has no servable model "
                 f"(no model.json at {info.source})",
-                hint="its trainer must export training.bow's format under the artifact path 'model'",
+                hint="its trainer must export platform_kit.servable's format (training.bow) "
+                "under the artifact path 'model'",
             )
         try:
             downloaded.rename(target)  # atomic: a concurrent build sees all of it or none
@@ -122,8 +133,9 @@ def _prune(cache: Path) -> None:
             continue  # another build pruned or renamed it
 
 
-def site_packages(cache: Path = WHEELHOUSE) -> Path:
+def site_packages(cache: Path | None = None) -> Path:
     """numpy unpacked from its wheel for the image's Python, cached beside the wheel."""
+    cache = cache or wheels_cache()
     wheels = sorted(wheelhouse(cache).glob("numpy-*.whl"))
     if len(wheels) != 1:
         raise ReleaseError(f"expected one numpy wheel in {cache}, found {len(wheels)}")
@@ -146,12 +158,14 @@ def _link_or_copy(source: str, target: str) -> None:
         shutil.copy2(source, target)
 
 
-def wheelhouse(cache: Path = WHEELHOUSE) -> Path:
+def wheelhouse(cache: Path | None = None) -> Path:
     """numpy wheels for the image's Python, downloaded once on the host and cached.
 
     The host's numpy version is used, so the image serves with the numpy the trainer saved with.
     """
     import numpy
+
+    cache = cache or wheels_cache()
 
     wanted = f"numpy-{numpy.__version__}-"
     if not any(w.name.startswith(wanted) for w in cache.glob("numpy-*.whl")):

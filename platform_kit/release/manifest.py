@@ -2,15 +2,16 @@
 
 The manifest maps model name -> version number as a string. Its canonical bytes are
 ``json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()`` and the release tag is
-the lowercase hex MD5 of those bytes (ARCHITECTURE.md). Anyone can recompute a tag from the
+the lowercase hex MD5 of those bytes (docs/architecture.md). Anyone can recompute a tag from the
 registry's aliases with nothing but the standard library.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Mapping
+
+from platform_kit import jsonio
 
 
 def canonical_json(manifest: Mapping[str, str]) -> str:
@@ -20,7 +21,7 @@ def canonical_json(manifest: Mapping[str, str]) -> str:
             raise TypeError(
                 f"a manifest maps model names to version strings, got {name!r}: {version!r}"
             )
-    return json.dumps(dict(manifest), sort_keys=True, separators=(",", ":"))
+    return jsonio.canonical_json(dict(manifest))
 
 
 def canonical_bytes(manifest: Mapping[str, str]) -> bytes:

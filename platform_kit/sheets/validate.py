@@ -17,6 +17,7 @@ from typing import Any
 from platform_kit.config import SheetConfig
 from platform_kit.errors import ValidationError
 from platform_kit.sheets import RawSheet
+from platform_kit.sql import is_identifier
 from platform_kit.store.base import Key, Row
 
 MAX_CELL = 50_000  # Google Sheets' own limit on characters per cell
@@ -34,7 +35,6 @@ FORMULA_ERRORS = (
     "#CALC!",
     "#GETTING_DATA",
 )
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
@@ -76,7 +76,7 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
             problems.append(f"{where}, row 1, column {letter}: empty column name")
         elif column in columns:
             problems.append(f"{where}, row 1, column {letter}: duplicate column name {name!r}")
-        elif not _IDENTIFIER.match(column):
+        elif not is_identifier(column):
             problems.append(
                 f"{where}, row 1, column {letter}: {name!r} is not a safe SQL "
                 "identifier; map it to one with 'renames' in platform.yaml"

@@ -11,7 +11,7 @@ def open_store(config: Config) -> Store:
 
     The password comes from DOLT_PASSWORD (never from platform.yaml).
     """
-    from platform_kit.services import dolt_endpoint, dolt_password
+    from platform_kit.endpoints import dolt_endpoint, dolt_password
     from platform_kit.store.dolt import DoltStore
 
     endpoint = dolt_endpoint(config)

@@ -18,8 +18,8 @@ from mlflow.store.artifact.artifact_repository_registry import get_artifact_repo
 from mlflow.tracking import MlflowClient
 
 from platform_kit.config import Config
+from platform_kit.endpoints import mlflow_uri
 from platform_kit.errors import TrackingError
-from platform_kit.services import mlflow_uri
 from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import call, mlflow_client
 from platform_kit.tracking.registry import (

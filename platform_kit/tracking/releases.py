@@ -18,6 +18,7 @@ from typing import Any
 
 from mlflow.tracking import MlflowClient
 
+from platform_kit.sql import quote_string
 from platform_kit.tracking.client import call, tags_of
 from platform_kit.tracking.tags import DOLT_COMMIT, GIT_SHA
 from platform_kit.tracking.tags import RELEASE_ALIAS as ALIAS
@@ -83,7 +84,7 @@ class ReleaseLog:
         return self._run(f"rollback-{tag}", tags, manifest)
 
     def find(self, tag: str) -> ReleaseRecord | None:
-        runs = self._search(f"attributes.run_name = '{_quote(tag)}'", 1)
+        runs = self._search(f"attributes.run_name = {quote_string(tag)}", 1)
         return self._read(runs[0]) if runs else None
 
     def all(self, limit: int = 1000) -> list[ReleaseRecord]:
@@ -157,7 +158,3 @@ class ReleaseLog:
             created_ms=int(run.info.start_time or 0),
             manifest={k: str(v) for k, v in manifest.items()},
         )
-
-
-def _quote(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("'", "\\'")

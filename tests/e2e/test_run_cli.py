@@ -88,7 +88,7 @@ def test_both_phases_of_the_example(project: Path, docker_client: Any) -> None:
     m1, m2 = first["release"]["manifest"], second["release"]["manifest"]
     assert {k for k in m2 if m1.get(k) != m2[k]} == {"intent-skylark-air", "intent-sunpeak-power"}
 
-    # Dolt: one sync commit per changed sheet, with the ARCHITECTURE.md message, merged into main.
+    # Dolt: one sync commit per changed sheet, with the docs/architecture.md message, merged into main.
     log = cli_json("data", "log", "-n", "30", cwd=project)
     messages = [c["message"] for c in log]
     assert sum(m.startswith("sync examples: +") for m in messages) == 2
@@ -99,7 +99,7 @@ def test_both_phases_of_the_example(project: Path, docker_client: Any) -> None:
     main = log[0]["hash"]
     assert second["main_commit"] == main
 
-    # MLflow: the ARCHITECTURE.md tags on the new version and its run.
+    # MLflow: the docs/architecture.md tags on the new version and its run.
     status = cli_json("services", "status", cwd=project)
     uri = next(s["url"] for s in status["services"] if s["name"] == "mlflow")
     client = MlflowClient(uri)

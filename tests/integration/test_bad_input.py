@@ -20,6 +20,7 @@ import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
+from platform_kit import endpoints
 from platform_kit import services as svc
 from platform_kit.cli import main
 from platform_kit.config import load_config
@@ -91,7 +92,7 @@ def project(tmp_path_factory: pytest.TempPathFactory, docker_client: Any) -> Ite
 def snapshot(root: Path) -> dict[str, Any]:
     """Everything a bad input must leave alone."""
     config = load_config(root / "platform.yaml")
-    client = MlflowClient(svc.mlflow_uri(config))
+    client = MlflowClient(endpoints.mlflow_uri(config))
     experiments = client.search_experiments()
     runs = client.search_runs([e.experiment_id for e in experiments], max_results=1000)
     repository = config.release.image.split("/", 1)[1]  # type: ignore[union-attr]

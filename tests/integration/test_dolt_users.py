@@ -12,6 +12,7 @@ from typing import Any
 import mysql.connector
 import pytest
 
+from platform_kit import endpoints
 from platform_kit import services as svc
 from platform_kit.config import Config, DoltServer
 from tests.conftest import start_services, write_project
@@ -29,7 +30,7 @@ def private_dolt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoltServe
     """A server of its own: branch control is server-wide, so the shared one is left alone."""
     config: Config = write_project(tmp_path_factory.mktemp("dolt-users"))
     start_services(config)
-    endpoint = svc.dolt_endpoint(config)
+    endpoint = endpoints.dolt_endpoint(config)
     with mysql.connector.connect(host=endpoint.host, port=endpoint.port, user="root") as conn:
         conn.cursor().execute("CREATE DATABASE training")
     yield endpoint

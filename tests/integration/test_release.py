@@ -26,6 +26,7 @@ from platform_kit import release
 from platform_kit.cli import main
 from platform_kit.config import Config, load_config
 from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError, UsageError
+from platform_kit.project import Project
 from platform_kit.release.manifest import manifest_md5
 from platform_kit.services import free_port
 from platform_kit.store.dolt import DoltStore
@@ -66,6 +67,31 @@ def model_version(client: MlflowClient, name: str, tmp: Path, bias: float) -> st
     )
     client.set_registered_model_alias(name, "production", version.version)
     return str(version.version)
+
+
+def build(config: Config) -> release.ReleaseResult:
+    """``release build --push`` as a library call, its backends built by a Project."""
+    project = Project(config)
+    return release.build_release(
+        config,
+        store=project.store,
+        models=project.models,
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+        tracking_uri=project.mlflow_uri,
+    )
+
+
+def rollback(config: Config, tag: str) -> release.RollbackResult:
+    project = Project(config)
+    return release.rollback_release(
+        config,
+        tag,
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+    )
 
 
 def write_release_project(root: Path, services: Services, names: list[str], image: str) -> Config:
@@ -152,7 +178,7 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     config = write_release_project(tmp_path / "project", services, names, image)
     client = MlflowClient(services.mlflow_uri)
     with pytest.raises(ReleaseError, match=f"no 'production' version for: {a}, {b}"):
-        release.build_release(config)
+        build(config)
     manifest = {
         a: model_version(client, a, tmp_path, 0.0),
         b: model_version(client, b, tmp_path, 5.0),
@@ -202,21 +228,21 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
 
     _serve_and_check(docker_client, reference, manifest, tag, b)
 
-    again = release.build_release(config)  # unchanged aliases: a no-op
+    again = build(config)  # unchanged aliases: a no-op
     assert not again.built and not again.recorded and again.tag == tag
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
     # A build that pushed and then lost MLflow left no record: the next build only records it.
     client.delete_run(log.find(tag).run_id)  # type: ignore[union-attr]
-    repaired = release.build_release(config)
+    repaired = build(config)
     assert not repaired.built and repaired.recorded and repaired.tag == tag
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
     # Both models move on: the second release.
     v2 = {a: model_version(client, a, tmp_path, 5.0), b: model_version(client, b, tmp_path, 0.0)}
-    second = release.build_release(config)
+    second = build(config)
     assert second.built and second.manifest == v2
-    assert release.diff_releases(config, tag, second.tag) == {
+    assert release.diff_releases(ReleaseLog(client), tag, second.tag) == {
         a: (manifest[a], v2[a]),
         b: (manifest[b], v2[b]),
     }
@@ -226,11 +252,13 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
         main(["model", "rollback", b, "--to-version", manifest[b], "--config", str(config.path)])
         == 0
     )
-    third = release.build_release(config)
+    third = build(config)
     assert third.built and third.tag not in (tag, second.tag)
     assert third.manifest == {a: v2[a], b: manifest[b]}
-    assert release.diff_releases(config, second.tag, third.tag) == {b: (v2[b], manifest[b])}
-    listed = release.list_releases(config)
+    assert release.diff_releases(ReleaseLog(client), second.tag, third.tag) == {
+        b: (v2[b], manifest[b])
+    }
+    listed = release.list_releases(config, ReleaseLog(client))
     assert [(r["tag"], r["changed"]) for r in listed] == [
         (third.tag, [b]),
         (second.tag, [a, b]),
@@ -247,11 +275,11 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
 
     # Whole-release rollback: unknown and malformed tags are refused; production moves.
     with pytest.raises(ImageNotFoundError, match="not in the registry"):
-        release.rollback_release(config, "0" * 32)
+        rollback(config, "0" * 32)
     with pytest.raises(UsageError, match="not a release tag"):
-        release.rollback_release(config, "latest")
+        rollback(config, "latest")
     assert main(["release", "rollback", "0" * 32, "--config", str(config.path)]) == 2
-    rolled = release.rollback_release(config, tag)
+    rolled = rollback(config, tag)
     assert rolled.manifest == manifest and rolled.previous_digest is None
     repo = image.split("/", 1)[1]
     production = requests.head(
@@ -267,7 +295,11 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
         filter_string=f"tags.`{ROLLBACK}` = '{tag}' and tags.`release.image` = '{image}'",
     )
     assert len(rollbacks) == 1
-    assert [r["tag"] for r in release.list_releases(config)] == [third.tag, second.tag, tag]
+    assert [r["tag"] for r in release.list_releases(config, ReleaseLog(client))] == [
+        third.tag,
+        second.tag,
+        tag,
+    ]
     capsys.readouterr()
     assert main(["release", "list", "--config", str(config.path)]) == 0  # the table for people
     table = capsys.readouterr().out
@@ -292,7 +324,7 @@ def test_a_refused_or_unreachable_registry_records_nothing(
     image = image_name(readonly_registry)
     refused = write_release_project(tmp_path / "refused", services, names, image)
     with pytest.raises(ReleaseError, match=r"pushing .* failed: .*405"):
-        release.build_release(refused)
+        build(refused)
     tag = manifest_md5({n: "1" for n in names})
     assert docker_client.images.get(f"{image}:{tag}")  # the build itself succeeded
     assert log.find(tag) is None and len(log.all()) == before
@@ -302,7 +334,7 @@ def test_a_refused_or_unreachable_registry_records_nothing(
         tmp_path / "dead", services, names, f"127.0.0.1:{free_port()}/release-test"
     )
     with pytest.raises(ServiceError, match=r"registry .* is unreachable"):
-        release.build_release(dead)
+        build(dead)
     assert len(log.all()) == before
 
 

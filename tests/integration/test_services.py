@@ -9,6 +9,7 @@ import mysql.connector
 import pytest
 from mlflow.tracking import MlflowClient
 
+from platform_kit import endpoints
 from platform_kit import services as svc
 from platform_kit.config import Config
 from tests.conftest import Services, require, write_project
@@ -35,24 +36,27 @@ def test_up_twice_status_down_and_restart_keeps_data(project: Config) -> None:
         again = {s.name: s for s in svc.services_up(project)}  # idempotent: same processes
         assert {n: s.pid for n, s in again.items()} == {n: s.pid for n, s in first.items()}
 
-        endpoint = svc.dolt_endpoint(project)
+        endpoint = endpoints.dolt_endpoint(project)
         conn = mysql.connector.connect(host=endpoint.host, port=endpoint.port, user="root")
         conn.cursor().execute("CREATE DATABASE keepme")
         conn.close()
-        MlflowClient(svc.mlflow_uri(project)).create_experiment("kept-experiment")
+        MlflowClient(endpoints.mlflow_uri(project)).create_experiment("kept-experiment")
 
         assert sorted(svc.services_down(project)) == ["dolt", "mlflow"]
-        assert [s.detail for s in svc.services_status(project)] == ["not started", "not started"]
+        assert [s.detail for s in endpoints.services_status(project)] == [
+            "not started",
+            "not started",
+        ]
         assert svc.services_down(project) == []  # nothing left to stop
 
         svc.services_up(project)
-        endpoint = svc.dolt_endpoint(project)
+        endpoint = endpoints.dolt_endpoint(project)
         conn = mysql.connector.connect(host=endpoint.host, port=endpoint.port, user="root")
         cur = conn.cursor()
         cur.execute("SHOW DATABASES")
         assert ("keepme",) in cur.fetchall()
         conn.close()
-        assert MlflowClient(svc.mlflow_uri(project)).get_experiment_by_name("kept-experiment")
+        assert MlflowClient(endpoints.mlflow_uri(project)).get_experiment_by_name("kept-experiment")
     finally:
         svc.services_down(project)
 

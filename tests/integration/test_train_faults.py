@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from mlflow.tracking import MlflowClient
 
+from platform_kit import endpoints
 from platform_kit import services as svc
 from platform_kit.config import Config, load_config
 from tests.conftest import start_services
@@ -77,7 +78,7 @@ def project(tmp_path: Path) -> Iterator[Config]:
 
 
 def client(config: Config) -> MlflowClient:
-    return MlflowClient(svc.mlflow_uri(config))
+    return MlflowClient(endpoints.mlflow_uri(config))
 
 
 def versions(config: Config) -> dict[str, list[int]]:
@@ -137,7 +138,7 @@ def assert_converged(config: Config) -> None:
 
 
 def kill_mlflow(config: Config) -> int:
-    record = svc._read_state(config)[svc.MLFLOW]
+    record = endpoints.read_state(config)["mlflow"]
     os.killpg(int(record["pid"]), signal.SIGKILL)
     wait_for(lambda: gone(int(record["pid"])), "MLflow to die", 30)
     return int(record["port"])
@@ -170,7 +171,7 @@ def test_mlflow_restarted_mid_run_is_retried(project: Config) -> None:
     port = kill_mlflow(project)
     time.sleep(2)
     svc.services_up(project)
-    assert svc.mlflow_uri(project) == f"http://127.0.0.1:{port}"  # the URL the run holds
+    assert endpoints.mlflow_uri(project) == f"http://127.0.0.1:{port}"  # the URL the run holds
     code, _, err = finish(proc)
     assert code == 0, err  # MLflow's request retries and the kit's own carried it over the gap
     assert_converged(project)

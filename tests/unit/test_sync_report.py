@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from platform_kit.sync import SheetSync, SyncReport, _norm, commit_message
 
-# The format in ARCHITECTURE.md, as the lineage and watch code parse it.
+# The format in docs/architecture.md, as the lineage and watch code parse it.
 MESSAGE = re.compile(
     r"^sync (?P<sheet>\S+): \+(?P<a>\d+) ~(?P<c>\d+) -(?P<d>\d+) rows "
     r"\(source (?P<source>.+)@(?P<revision>[^@]+)\)$"
