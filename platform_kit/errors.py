@@ -12,6 +12,7 @@ boundary of the module that talks to them, with ``raise ... from exc``.
     ├── SourceError                 a sheet source cannot be read
     ├── StoreError                  Dolt refused an operation
     │   ├── RefNotFoundError                                                    (exit 2)
+    │   ├── AccessDeniedError       Dolt refused the user's login or rights
     │   └── MergeConflictError
     ├── ServiceError                a server is down or answers badly (after retries) (exit 3)
     ├── TrackingError               MLflow refused an operation
@@ -82,6 +83,10 @@ class StoreError(PlatformKitError):
 
 class RefNotFoundError(StoreError):
     exit_code = 2
+
+
+class AccessDeniedError(StoreError):
+    """Dolt refused the user's login (wrong DOLT_USER or DOLT_PASSWORD) or its rights."""
 
 
 class MergeConflictError(StoreError):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import importlib.util
-import json
 import shlex
 from collections.abc import Iterable, Mapping
 from decimal import Decimal
@@ -17,10 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from platform_kit.config import Trainer
-
-
-def canonical_json(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), default=str)
+from platform_kit.jsonio import canonical_json
 
 
 def plain(value: Any) -> Any:

@@ -18,11 +18,11 @@ from datetime import datetime
 from typing import Any
 
 from platform_kit.errors import StoreError
+from platform_kit.sql import is_identifier
 
 Row = dict[str, Any]
 Key = tuple[Any, ...]
 
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
 # Lock names and claim keys: printable, no quotes or whitespace; the kit builds them from
 # branch names, commit hashes and workflow names.
@@ -263,7 +263,7 @@ class Store(ABC):
 
 
 def check_identifier(name: str) -> str:
-    if not _IDENTIFIER.match(name):
+    if not is_identifier(name):
         raise StoreError(f"{name!r} is not a safe SQL identifier (letters, digits and _ only)")
     return name
 

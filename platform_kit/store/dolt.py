@@ -25,8 +25,15 @@ import mysql.connector
 from mysql.connector.abstracts import MySQLConnectionAbstract
 
 from platform_kit import env
-from platform_kit.errors import MergeConflictError, RefNotFoundError, ServiceError, StoreError
+from platform_kit.errors import (
+    AccessDeniedError,
+    MergeConflictError,
+    RefNotFoundError,
+    ServiceError,
+    StoreError,
+)
 from platform_kit.retry import retry
+from platform_kit.sql import quote_string
 from platform_kit.store.base import (
     ChangeSet,
     Commit,
@@ -168,12 +175,12 @@ class DoltStore(Store):
             if database and "database not found" in text.lower():
                 raise RefNotFoundError(f"no such Dolt database or ref: {database!r}") from exc
             if "using password" in text.lower():
-                raise StoreError(
+                raise AccessDeniedError(
                     f"Dolt at {self.host}:{self.port} refused the login of user {self.user!r}",
                     hint="check DOLT_USER and DOLT_PASSWORD",
                 ) from exc
             if database and "access denied" in text.lower():
-                raise StoreError(
+                raise AccessDeniedError(
                     f"Dolt refused user {self.user!r} access to database {database.split('/')[0]!r}",
                     hint=f"grant the user rights on it: {USERS_HINT}",
                 ) from exc
@@ -239,6 +246,8 @@ class DoltStore(Store):
             return ref
         try:
             rows = self._rows("SELECT dolt_hashof(%s) AS h", (ref,))
+        except AccessDeniedError:
+            raise
         except StoreError as exc:
             raise RefNotFoundError(
                 f"no branch, tag or commit {ref!r} in Dolt database {self.database!r}",
@@ -613,7 +622,7 @@ def _load_data(
             )
     try:
         cur.execute(
-            f"LOAD DATA LOCAL INFILE {_quote(handle.name)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
+            f"LOAD DATA LOCAL INFILE {quote_string(handle.name)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({', '.join(_q(c) for c in columns)})"
         )
@@ -632,11 +641,6 @@ def _load_data(
     finally:
         os.unlink(handle.name)
     return True
-
-
-def _quote(text: str) -> str:
-    """A SQL string literal for a temp file path (mkstemp names: no quotes, but be safe)."""
-    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 def _tsv_text(value: Any) -> str:

@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from platform_kit.config import Config
 from platform_kit.endpoints import mlflow_uri
 from platform_kit.errors import TrackingError
+from platform_kit.sql import quote_string
 from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import call, mlflow_client
 from platform_kit.tracking.registry import (
@@ -67,7 +68,7 @@ class MlflowModelRegistry(ModelRegistry):
     # -- reading
 
     def _project_filter(self) -> str:
-        return f"tags.`{T.PROJECT}` = '{_quote(self.project)}'"
+        return f"tags.`{T.PROJECT}` = {quote_string(self.project)}"
 
     def _versions(self, names: set[str] | None) -> Iterator[VersionInfo]:
         token: str | None = None
@@ -236,7 +237,7 @@ class MlflowModelRegistry(ModelRegistry):
             nonlocal attempts
             attempts += 1
             if attempts > 1 and run_id:
-                query = f"name = '{_quote(name)}' AND run_id = '{_quote(run_id)}'"
+                query = f"name = {quote_string(name)} AND run_id = {quote_string(run_id)}"
                 found = self.client.search_model_versions(filter_string=query)
                 if found:
                     return found[0]
@@ -282,10 +283,6 @@ def _registered_model(rm: Any) -> RegisteredModel:
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text[:6000]
-
-
-def _quote(value: str) -> str:
-    return value.replace("'", "\\'")
 
 
 def _code(exc: TrackingError) -> str:
