@@ -136,6 +136,7 @@ class ReleaseConfig:
     image: str
     base_image: str = "python:3.11-slim"
     alias: str = "production"
+    require_all: bool = False  # refuse a release that would leave out a never-promoted model
 
 
 @dataclass(frozen=True)
@@ -503,11 +504,14 @@ class _Reader:
         )
 
     def release(self, node: _Node) -> ReleaseConfig:
-        f = self.mapping(node, ("image",), ("base_image", "alias"))
+        f = self.mapping(node, ("image",), ("base_image", "alias", "require_all"))
         return ReleaseConfig(
             image=self.string(f["image"]),
             base_image=self.optional(f, "base_image", self.string) or "python:3.11-slim",
             alias=self.optional(f, "alias", self.string) or "production",
+            require_all=bool(
+                self.optional(f, "require_all", lambda n: self.scalar(n, bool, "true or false"))
+            ),
         )
 
     def github(self, node: _Node) -> GitHubConfig:

@@ -15,6 +15,7 @@ GITHUB_RUN_ID = "GITHUB_RUN_ID"
 GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
 GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
+GITHUB_ACTOR = "GITHUB_ACTOR"  # who started the run: recorded as who deployed
 # The user and password for dolt.server; DOLT_USER replaces the user its URL names.
 DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"

@@ -112,6 +112,13 @@ class Engine:
             lambda: self.client.api.pull(repository, tag=tag, stream=True, decode=True),
         )
 
+    def pull_reference(self, reference: str) -> None:
+        """Pull ``repo[:tag]`` or ``repo@sha256:...`` (a base image)."""
+        from docker.utils import parse_repository_tag
+
+        repository, tag = parse_repository_tag(reference)
+        self.pull(repository, tag or "latest")
+
     def tag(self, source: str, repository: str, tag: str) -> None:
         self._image(source).tag(repository, tag=tag)
 

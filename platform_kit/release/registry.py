@@ -33,7 +33,7 @@ from typing import Any
 import requests
 
 from platform_kit import env
-from platform_kit.errors import ReleaseError, ServiceError
+from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError
 from platform_kit.retry import retry
 
 MANIFEST_TYPES = ", ".join(
@@ -257,14 +257,67 @@ class Registry:
             "sha256:" + hashlib.sha256(body.content).hexdigest()
         )
 
+    def labels(self, tag: str) -> dict[str, str] | None:
+        """The labels of the image ``tag`` names (from its config blob), or None when absent.
+
+        Raises:
+            ServiceError, ReleaseError: as :meth:`digest`; or the manifest is not one image's.
+        """
+        response = self._request("GET", f"manifests/{tag}", tag)
+        if response.status_code == 404:
+            return None
+        try:
+            config = response.json()["config"]["digest"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise ReleaseError(
+                f"{self.host}/{self.repo}:{tag} is not a single image's manifest",
+                hint="release tags name images the kit built and pushed",
+            ) from exc
+        blob = self._request("GET", f"blobs/{config}", tag)
+        if blob.status_code == 404:
+            return None
+        labels = (blob.json().get("config") or {}).get("Labels") or {}
+        return {str(k): str(v) for k, v in labels.items()}
+
+    def retag(self, tag: str, new_tag: str) -> str:
+        """Point ``new_tag`` at the manifest of ``tag`` inside the registry (no pull, no push of
+        layers: the manifest is put again under the new name). Returns its digest.
+
+        Raises:
+            ImageNotFoundError: the registry has no ``tag``.
+            ServiceError, ReleaseError: the registry is down or refuses.
+        """
+        got = self._request("GET", f"manifests/{tag}", tag)
+        if got.status_code == 404:
+            raise ImageNotFoundError(f"{self.host}/{self.repo}:{tag} is not in the registry")
+        media = got.headers.get("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+        put = self._request(
+            "PUT", f"manifests/{new_tag}", new_tag, body=got.content, content_type=media
+        )
+        if put.status_code == 404:
+            raise ReleaseError(f"registry {self.host} refused to tag {self.repo}:{new_tag}")
+        return put.headers.get("Docker-Content-Digest") or (
+            "sha256:" + hashlib.sha256(got.content).hexdigest()
+        )
+
     # -- HTTP with docker's authentication
 
-    def _request(self, method: str, path: str, tag: str) -> requests.Response:
+    def _request(
+        self,
+        method: str,
+        path: str,
+        tag: str,
+        *,
+        body: bytes | None = None,
+        content_type: str | None = None,
+    ) -> requests.Response:
         url = f"{self.base}/{path}"
-        response = self._send(method, url, self._authorization)
+        response = self._send(method, url, self._authorization, body=body, content_type=content_type)
         if response.status_code == 401:
             self._authorization = self._authorize(response)
-            response = self._send(method, url, self._authorization)
+            response = self._send(
+                method, url, self._authorization, body=body, content_type=content_type
+            )
             if response.status_code == 401:
                 raise self._refused(anonymous=self._credentials() is None)
         if response.status_code == 404 or response.ok:
@@ -286,11 +339,17 @@ class Registry:
         authorization: str | None,
         *,
         params: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
+        data: Mapping[str, str] | bytes | None = None,
+        body: bytes | None = None,
+        content_type: str | None = None,
     ) -> requests.Response:
         headers = {"Accept": MANIFEST_TYPES}
         if authorization:
             headers["Authorization"] = authorization
+        if body is not None:
+            data = body
+        if content_type:
+            headers["Content-Type"] = content_type
 
         def call() -> requests.Response:
             return self._session.request(

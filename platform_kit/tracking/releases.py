@@ -4,6 +4,11 @@ A release run is named after its tag and carries the tags ``release.md5``, ``rel
 ``git.sha``, ``dolt.commit`` and ``release.alias``, and the artifact ``manifest.json``. A
 rollback is a run too, named ``rollback-<tag>``, tagged ``release.rollback`` with the tag
 production went back to and ``release.previous_digest`` with the digest it pointed at before.
+
+Every move of ``<image>:production`` (a deploy; a rollback is a deploy to an earlier tag) is a
+run named ``deploy-<tag>`` (``rollback-<tag>`` for a rollback) tagged ``release.deploy`` (the tag
+production now points at), ``release.deploy.from``, ``release.deploy.by``, ``release.deploy.kind``
+and ``git.sha``; its start time is when the move happened.
 """
 
 from __future__ import annotations
@@ -22,6 +27,10 @@ from platform_kit.sql import quote_string
 from platform_kit.tracking.client import call, tags_of
 from platform_kit.tracking.tags import DOLT_COMMIT, GIT_SHA
 from platform_kit.tracking.tags import RELEASE_ALIAS as ALIAS
+from platform_kit.tracking.tags import RELEASE_DEPLOY as DEPLOY
+from platform_kit.tracking.tags import RELEASE_DEPLOY_BY as DEPLOY_BY
+from platform_kit.tracking.tags import RELEASE_DEPLOY_FROM as DEPLOY_FROM
+from platform_kit.tracking.tags import RELEASE_DEPLOY_KIND as DEPLOY_KIND
 from platform_kit.tracking.tags import RELEASE_IMAGE as IMAGE
 from platform_kit.tracking.tags import RELEASE_MD5 as MD5
 from platform_kit.tracking.tags import RELEASE_PREVIOUS_DIGEST as PREVIOUS_DIGEST
@@ -41,6 +50,33 @@ class ReleaseRecord:
     run_id: str
     created_ms: int
     manifest: dict[str, str]
+
+
+@dataclass(frozen=True)
+class DeployRecord:
+    """One move of ``<image>:production``."""
+
+    tag: str  # where production pointed after the move
+    image: str
+    kind: str  # "deploy" or "rollback"
+    from_tag: str  # where it pointed before ("" when nothing did, or it is unknown)
+    by: str
+    git_sha: str
+    created_ms: int
+    previous_digest: str
+    run_id: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "tag": self.tag,
+            "image": self.image,
+            "kind": self.kind,
+            "from": self.from_tag or None,
+            "by": self.by,
+            "git_sha": self.git_sha,
+            "created_ms": self.created_ms,
+            "previous_digest": self.previous_digest or None,
+        }
 
 
 class ReleaseLog:
@@ -83,13 +119,69 @@ class ReleaseLog:
             tags[PREVIOUS_DIGEST] = previous_digest
         return self._run(f"rollback-{tag}", tags, manifest)
 
+    def record_deploy(
+        self,
+        tag: str,
+        image: str,
+        manifest: Mapping[str, str],
+        *,
+        from_tag: str | None,
+        by: str,
+        git_sha: str,
+        previous_digest: str | None,
+        rollback: bool = False,
+    ) -> str:
+        """Record that ``<image>:production`` now points at ``tag``; call it after the move."""
+        tags = {
+            DEPLOY: tag,
+            DEPLOY_FROM: from_tag or "",
+            DEPLOY_BY: by,
+            DEPLOY_KIND: "rollback" if rollback else "deploy",
+            MD5: tag,
+            IMAGE: image,
+            GIT_SHA: git_sha,
+        }
+        if rollback:
+            tags[ROLLBACK] = tag  # the tag rollbacks have always carried
+        if previous_digest:
+            tags[PREVIOUS_DIGEST] = previous_digest
+        return self._run(f"{'rollback' if rollback else 'deploy'}-{tag}", tags, manifest)
+
+    def deploys(self, image: str, limit: int = 1000) -> list[DeployRecord]:
+        """The moves of ``<image>:production``, newest first (rollbacks recorded before deploys
+        existed included)."""
+        runs = self._search(f"tags.`{IMAGE}` = {quote_string(image)}", limit)
+        out = []
+        for run in runs:
+            tags = tags_of(run)
+            if DEPLOY not in tags and ROLLBACK not in tags:
+                continue
+            out.append(
+                DeployRecord(
+                    tag=tags.get(DEPLOY) or tags[ROLLBACK],
+                    image=image,
+                    kind=tags.get(DEPLOY_KIND, "rollback"),
+                    from_tag=tags.get(DEPLOY_FROM, ""),
+                    by=tags.get(DEPLOY_BY, ""),
+                    git_sha=tags.get(GIT_SHA, ""),
+                    created_ms=int(run.info.start_time or 0),
+                    previous_digest=tags.get(PREVIOUS_DIGEST, ""),
+                    run_id=str(run.info.run_id),
+                )
+            )
+        return out
+
     def find(self, tag: str) -> ReleaseRecord | None:
         runs = self._search(f"attributes.run_name = {quote_string(tag)}", 1)
         return self._read(runs[0]) if runs else None
 
     def all(self, limit: int = 1000) -> list[ReleaseRecord]:
-        """Releases, newest first (rollbacks left out); manifests are read in parallel."""
-        runs = [r for r in self._search("", limit) if ROLLBACK not in tags_of(r)]
+        """Releases, newest first (deploys and rollbacks left out); manifests are read in parallel."""
+        runs = [
+            r
+            for r in self._search("", limit)
+            if ROLLBACK not in tags_of(r) and DEPLOY not in tags_of(r)
+        ]
         with ThreadPoolExecutor(_READ_WORKERS) as pool:
             return list(pool.map(self._read, runs))
 

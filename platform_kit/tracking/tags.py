@@ -40,6 +40,11 @@ RELEASE_IMAGE = "release.image"
 RELEASE_ALIAS = "release.alias"
 RELEASE_ROLLBACK = "release.rollback"
 RELEASE_PREVIOUS_DIGEST = "release.previous_digest"
+# On deploy records (every move of <image>:production; a rollback is a deploy too).
+RELEASE_DEPLOY = "release.deploy"  # the tag production now points at
+RELEASE_DEPLOY_FROM = "release.deploy.from"  # the tag it pointed at before ("" if none)
+RELEASE_DEPLOY_BY = "release.deploy.by"  # who moved it (GITHUB_ACTOR, else the OS user)
+RELEASE_DEPLOY_KIND = "release.deploy.kind"  # "deploy" or "rollback"
 
 
 class PromotionState(StrEnum):
