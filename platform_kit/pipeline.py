@@ -90,8 +90,11 @@ def run_pipeline(
     """Run every stage once; raise on the first stage that fails outright.
 
     ``project`` holds the backends (and whether local servers may be started). One model failing
-    to train does not stop the run, but then no release is built (a release never includes a
-    model that failed).
+    to train does not stop the run, nor the release: a model whose training failed got no new
+    version, so the release keeps its previous production version (a release never includes a
+    version that failed), and one never promoted is left out with a warning (refused with
+    ``release.require_all``). The release resolves the models at the commit the plan trained.
+    The caller ends non-zero when ``report.failed`` names models.
     """
     config = project.config
     report = RunReport()
@@ -137,8 +140,6 @@ def run_pipeline(
 
     if not release:
         report.release_skipped = "--no-release"
-    elif report.failed:
-        report.release_skipped = f"{len(report.failed)} model(s) failed to train"
     else:
         _release(project, report, say)
     return report
@@ -189,8 +190,13 @@ def _release(project: Project, report: RunReport, say: Say) -> None:
         engine=project.get_engine,
         tracking_uri=project.mlflow_uri,
         push=True,
+        ref=report.main_commit,  # the plan's commit, even if main moved since
     )
     report.release = result.to_json()
+    if report.failed:
+        say("release", f"{len(report.failed)} failed model(s) keep their production version")
+    if result.left_out:
+        say("release", "left out, never in production: " + ", ".join(result.left_out[:10]))
     say(
         "release",
         ("built and pushed " if result.built else "already in the registry: ")

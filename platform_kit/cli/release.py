@@ -1,4 +1,5 @@
-"""platform-kit release build [--push] | release list | release diff A B | release rollback TAG"""
+"""platform-kit release build [--push] [--deploy] [--ref R] | list | diff A B | deploy TAG |
+rollback TAG | status"""
 
 from __future__ import annotations
 
@@ -21,6 +22,14 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     )
     build.add_argument("--alias", help="model alias to release (default: release.alias)")
     build.add_argument("--push", action="store_true", help="push the image and record the release")
+    build.add_argument(
+        "--deploy",
+        action="store_true",
+        help="then point <image>:production at it (implies --push)",
+    )
+    build.add_argument(
+        "--ref", help="Dolt commit, branch or tag to resolve the models at (default: main's head)"
+    )
     build.set_defaults(needs=Needs({Service.DOLT, Service.MLFLOW}, start_local=True))
     listing = actions.add_parser("list", parents=[parent], help="releases, newest first")
     listing.set_defaults(needs=Needs({Service.MLFLOW}))
@@ -30,19 +39,32 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     diff.add_argument("tag1", metavar="TAG1")
     diff.add_argument("tag2", metavar="TAG2")
     diff.set_defaults(needs=Needs({Service.MLFLOW}))
-    rollback = actions.add_parser(
-        "rollback", parents=[parent], help="point production at an older image"
+    # Moving production takes the release lock in Dolt, so deploys need Dolt too.
+    for action, text in (
+        ("deploy", "point <image>:production at a release and record the move"),
+        ("rollback", "point <image>:production back at an earlier release (a deploy)"),
+    ):
+        move = actions.add_parser(action, parents=[parent], help=text)
+        move.add_argument("tag", metavar="TAG")
+        move.set_defaults(needs=Needs({Service.DOLT, Service.MLFLOW}, start_local=True))
+    status = actions.add_parser(
+        "status", parents=[parent], help="where production points, and its moves"
     )
-    rollback.add_argument("tag", metavar="TAG")
-    rollback.set_defaults(needs=Needs({Service.MLFLOW}, start_local=True))
+    status.set_defaults(needs=Needs({Service.MLFLOW}))
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     project = project_of(args)
-    {"build": _build, "list": _list, "diff": _diff, "rollback": _rollback}[args.action](
-        args, project
-    )
+    handlers = {
+        "build": _build,
+        "list": _list,
+        "diff": _diff,
+        "deploy": _deploy,
+        "rollback": _deploy,
+        "status": _status,
+    }
+    handlers[args.action](args, project)
     return 0
 
 
@@ -55,7 +77,8 @@ def _build(args: argparse.Namespace, project: Project) -> None:
         registry=project.registry,
         engine=project.get_engine,
         tracking_uri=project.mlflow_uri,
-        push=args.push,
+        push=args.push or args.deploy,
+        ref=args.ref,
     )
     if not result.built:
         line = f"{result.reference} is already in the registry: nothing to do"
@@ -63,7 +86,16 @@ def _build(args: argparse.Namespace, project: Project) -> None:
         line = f"built and pushed {result.reference} ({len(result.manifest)} models), recorded"
     else:
         line = f"built {result.reference} locally ({len(result.manifest)} models); --push to release it"
-    emit(args, result.to_json(), lambda: note(line))
+    if result.left_out:
+        line += f"\nleft out (no {project.config.model_alias!r} version yet): " + ", ".join(
+            result.left_out
+        )
+    out = result.to_json()
+    if args.deploy:
+        moved = _move(project, result.tag, rollback=False)
+        out["deploy"] = moved.to_json()
+        line += "\n" + _moved_line(moved)
+    emit(args, out, lambda: note(line))
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
@@ -107,19 +139,56 @@ def _diff(args: argparse.Namespace, project: Project) -> None:
     )
 
 
-def _rollback(args: argparse.Namespace, project: Project) -> None:
-    result = release.rollback_release(
+def _deploy(args: argparse.Namespace, project: Project) -> None:
+    result = _move(project, args.tag, rollback=args.action == "rollback")
+    emit(args, result.to_json(), lambda: note(_moved_line(result)))
+
+
+def _move(project: Project, tag: str, *, rollback: bool) -> release.DeployResult:
+    return release.deploy_release(
         project.config,
-        args.tag,
+        tag,
+        store=project.store,
         releases=project.releases,
         registry=project.registry,
-        engine=project.get_engine,
+        rollback=rollback,
     )
-    emit(
-        args,
-        result.to_json(),
-        lambda: note(f"{result.production} now points at {result.tag}, recorded"),
+
+
+def _moved_line(result: release.DeployResult) -> str:
+    if not result.moved:
+        return f"{result.production} already points at {result.tag}: nothing to do"
+    before = f" (was {result.previous_tag})" if result.previous_tag else ""
+    return f"{result.production} now points at {result.tag}{before}, recorded"
+
+
+def _status(args: argparse.Namespace, project: Project) -> None:
+    status = release.release_status(
+        project.config, releases=project.releases, registry=project.registry
     )
+
+    def human() -> None:
+        where = status["tag"] or ("an image the kit did not build" if status["digest"] else None)
+        note(f"{status['production']} -> {where or 'nothing (never deployed)'}")
+        stdout.print(
+            table(
+                "moves of production, newest first",
+                ["date", "kind", "from", "to", "by", "git sha"],
+                [
+                    [
+                        _date(m["created_ms"]),
+                        m["kind"],
+                        m["from"] or "-",
+                        m["tag"],
+                        m["by"] or "?",
+                        m["git_sha"][:12],
+                    ]
+                    for m in status["history"]
+                ],
+            )
+        )
+
+    emit(args, status, human)
 
 
 def _date(ms: int) -> str:

@@ -41,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if report.failed:
         raise TrainingError(
             f"{len(report.failed)} model(s) failed to train: {', '.join(report.failed[:10])}",
-            hint="the others were trained and recorded; no release was built",
+            hint="the others were trained (and released); the failed ones keep their production version",
         )
     return 0
 
