@@ -46,7 +46,8 @@ def run(args: argparse.Namespace) -> int:
     shards = shard_plan(plan, args.max_jobs, force=args.force)
     summary = PlanSummary.of(plan).line()
     if args.format == "github":
-        _write_github_output(github_output(shards))
+        # The commit too: the release resolves the models at the commit the plan trained.
+        _write_github_output(github_output(shards) + f"commit={plan.to_commit}\n")
         note(f"{len(plan.to_train)} to train in {len(shards)} jobs ({summary})")
         return 0
     if args.format == "json" or args.json:

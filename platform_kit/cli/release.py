@@ -6,7 +6,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from platform_kit import release
+from platform_kit import env, release
 from platform_kit.cli.common import emit, note, project_of, stdout, table
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
@@ -91,6 +91,7 @@ def _build(args: argparse.Namespace, project: Project) -> None:
             result.left_out
         )
     out = result.to_json()
+    _github_output(tag=result.tag)  # pipeline.yml deploys the tag its release job built
     if args.deploy:
         moved = _move(project, result.tag, rollback=False)
         out["deploy"] = moved.to_json()
@@ -137,6 +138,13 @@ def _diff(args: argparse.Namespace, project: Project) -> None:
             )
         ),
     )
+
+
+def _github_output(**values: str) -> None:
+    path = env.get(env.GITHUB_OUTPUT)
+    if path:
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.writelines(f"{key}={value}\n" for key, value in values.items())
 
 
 def _deploy(args: argparse.Namespace, project: Project) -> None:

@@ -123,7 +123,13 @@ def test_train_workflow_plans_on_cpu_and_trains_the_shards_on_gpu() -> None:
 def test_pipeline_has_the_three_triggers_and_passes_the_dispatch_inputs() -> None:
     pipeline = load("pipeline.yml")
     on = pipeline["on"]
-    assert set(on["workflow_dispatch"]["inputs"]) == {"models", "force", "dolt_ref", "skip_release"}
+    assert set(on["workflow_dispatch"]["inputs"]) == {
+        "models",
+        "force",
+        "dolt_ref",
+        "skip_release",
+        "deploy_tag",
+    }
     assert on["repository_dispatch"]["types"] == ["dolt-main-updated"]
     assert on["schedule"]
     watch = pipeline["jobs"]["watch"]
@@ -142,6 +148,43 @@ def test_rollback_takes_an_image_tag_and_is_gated_by_production() -> None:
     reusable = load("rollback.yml")
     assert reusable["jobs"]["rollback"]["environment"] == "${{ inputs.environment }}"
     assert '"$IMAGE_TAG"' in steps(reusable["jobs"]["rollback"])[-1]["run"]
+
+
+def test_pipeline_deploys_through_production_forwards_and_back() -> None:
+    pipeline = load("pipeline.yml")
+    deploy = pipeline["jobs"]["deploy"]
+    # One mechanism for both directions: rollback.yml in the production environment.
+    assert deploy["uses"] == "./.github/workflows/rollback.yml"
+    assert deploy["with"]["environment"] == "production"
+    assert deploy["with"]["action"] == "deploy"
+    assert deploy["with"]["image_tag"] == (
+        "${{ inputs.deploy_tag || needs.train.outputs.release_tag }}"
+    )
+    assert deploy["needs"] == "train" and "!cancelled()" in deploy["if"]
+    assert "!inputs.deploy_tag" in pipeline["jobs"]["train"]["if"]  # back: train nothing
+    step = steps(load("rollback.yml")["jobs"]["rollback"])[-1]
+    assert 'platform-kit release "$ACTION"' in step["run"]
+    # Forwards: the release tag travels release.yml -> train.yml -> pipeline.yml.
+    train = load("train.yml")
+    assert train["on"]["workflow_call"]["outputs"]["release_tag"]["value"] == (
+        "${{ jobs.release.outputs.tag }}"
+    )
+    release = load("release.yml")
+    assert release["on"]["workflow_call"]["outputs"]["tag"]["value"] == (
+        "${{ jobs.release.outputs.tag }}"
+    )
+    assert release["jobs"]["release"]["outputs"]["tag"] == "${{ steps.build.outputs.tag }}"
+
+
+def test_the_release_resolves_at_the_plans_commit_and_follows_partial_failures() -> None:
+    train = load("train.yml")
+    assert train["jobs"]["plan"]["outputs"]["commit"] == "${{ steps.plan.outputs.commit }}"
+    release = train["jobs"]["release"]
+    assert "plan" in release["needs"]
+    assert release["with"]["dolt_ref"] == "${{ needs.plan.outputs.commit || inputs.dolt_ref }}"
+    assert "needs.train.result == 'failure'" in release["if"]
+    step = steps(load("release.yml")["jobs"]["release"])[-1]
+    assert step["env"]["DOLT_REF"] == "${{ inputs.dolt_ref }}" and "--ref" in step["run"]
 
 
 @pytest.mark.parametrize("name", sorted(p.name for p in WORKFLOWS.glob("*.yml")))
