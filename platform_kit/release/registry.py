@@ -290,7 +290,9 @@ class Registry:
         got = self._request("GET", f"manifests/{tag}", tag)
         if got.status_code == 404:
             raise ImageNotFoundError(f"{self.host}/{self.repo}:{tag} is not in the registry")
-        media = got.headers.get("Content-Type", "application/vnd.docker.distribution.manifest.v2+json")
+        media = got.headers.get(
+            "Content-Type", "application/vnd.docker.distribution.manifest.v2+json"
+        )
         put = self._request(
             "PUT", f"manifests/{new_tag}", new_tag, body=got.content, content_type=media
         )
@@ -312,7 +314,9 @@ class Registry:
         content_type: str | None = None,
     ) -> requests.Response:
         url = f"{self.base}/{path}"
-        response = self._send(method, url, self._authorization, body=body, content_type=content_type)
+        response = self._send(
+            method, url, self._authorization, body=body, content_type=content_type
+        )
         if response.status_code == 401:
             self._authorization = self._authorize(response)
             response = self._send(

@@ -6,9 +6,11 @@ raced by two processes), one in the refused-push test.
 
 from __future__ import annotations
 
+import getpass
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -17,21 +19,24 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import mysql.connector
 import numpy as np
 import pytest
 import requests
 from mlflow.tracking import MlflowClient
 
-from platform_kit import release
+from platform_kit import endpoints, release
+from platform_kit import services as svc
 from platform_kit.cli import main
 from platform_kit.config import Config, load_config
+from platform_kit.endpoints import Service
 from platform_kit.errors import ImageNotFoundError, ReleaseError, ServiceError, UsageError
 from platform_kit.project import Project
 from platform_kit.release.manifest import manifest_md5
 from platform_kit.services import free_port
 from platform_kit.store.dolt import DoltStore
 from platform_kit.tracking.releases import ROLLBACK, ReleaseLog
-from tests.conftest import REGISTRY, Services, require
+from tests.conftest import REGISTRY, Services, require, write_project
 from training.bow import BowModel
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,15 +88,44 @@ def build(config: Config) -> release.ReleaseResult:
     )
 
 
-def rollback(config: Config, tag: str) -> release.RollbackResult:
+def rollback(config: Config, tag: str) -> release.DeployResult:
     project = Project(config)
     return release.rollback_release(
-        config,
-        tag,
-        releases=project.releases,
-        registry=project.registry,
-        engine=project.get_engine,
+        config, tag, store=project.store, releases=project.releases, registry=project.registry
     )
+
+
+def deploy(config: Config, tag: str) -> release.DeployResult:
+    project = Project(config)
+    return release.deploy_release(
+        config, tag, store=project.store, releases=project.releases, registry=project.registry
+    )
+
+
+def production_digest(image: str) -> str:
+    """What <image>:production names, asked of the registry directly (not the kit's client)."""
+    host, repo = image.split("/", 1)
+    return requests.head(
+        f"http://{host}/v2/{repo}/manifests/production",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=5,
+    ).headers["Docker-Content-Digest"]
+
+
+@pytest.fixture
+def second_mlflow(tmp_path: Path) -> Iterator[str]:
+    """Another MLflow server (its own store), started the way the session's is."""
+    config = write_project(tmp_path / "second-mlflow")
+    try:
+        statuses = svc.services_up(config, only=[Service.MLFLOW])
+    except Exception as exc:
+        require("a second mlflow server", str(exc))
+    if not all(s.healthy for s in statuses if s.name == "mlflow"):
+        require("a second mlflow server", "not healthy after 'services up'")
+    try:
+        yield endpoints.mlflow_uri(config)
+    finally:
+        svc.services_down(config)
 
 
 def write_release_project(root: Path, services: Services, names: list[str], image: str) -> Config:
@@ -172,6 +206,7 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     image_name: Any,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    second_mlflow: str,
 ) -> None:
     a, b = names
     image = image_name(REGISTRY)
@@ -184,21 +219,27 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
         b: model_version(client, b, tmp_path, 5.0),
     }
 
-    # Two release builds at once (two processes): one image, one record.
+    # Two release builds at once, in two workspaces (two project directories: no file is
+    # shared, only the Dolt server): the Dolt release lock gives one image and one record.
+    workspaces = [config.path]
+    other = tmp_path / "other-runner"
+    other.mkdir()
+    shutil.copy(config.path, other / "platform.yaml")
+    workspaces.append(other / "platform.yaml")
     racers = [
         subprocess.Popen(
-            [*CLI, "release", "build", "--push", "--json", "--config", str(config.path)],
-            cwd=ROOT,
+            [*CLI, "release", "build", "--push", "--json", "--config", str(path)],
+            cwd=path.parent,
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(2)
+        for path in workspaces
     ]
     outcomes = []
     for racer in racers:
-        out, err = racer.communicate(timeout=300)
+        out, err = racer.communicate(timeout=600)
         assert racer.returncode == 0, err
         outcomes.append(json.loads(out))
     assert sorted(o["built"] for o in outcomes) == [False, True]
@@ -206,6 +247,7 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     tag = outcomes[0]["tag"]
     assert outcomes[1]["tag"] == tag and outcomes[0]["manifest"] == manifest
     assert outcomes[0]["reference"] == f"{image}:{tag}" and outcomes[0]["image"] == image
+    assert outcomes[0]["left_out"] == [] and len(outcomes[0]["ref"]) == 32
     log = ReleaseLog(client)
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
@@ -220,6 +262,13 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert json.loads(labels["platform-kit.manifest"]) == manifest
     assert labels["platform-kit.dolt.commit"] == "c" * 32
     assert len(labels["org.opencontainers.image.revision"]) == 40
+    # Content identity: each model's run id and the digest of its files.
+    identity = json.loads(labels["platform-kit.models"])
+    for n in names:
+        run_id = client.get_model_version_by_alias(n, "production").run_id
+        assert identity[n]["run_id"] == run_id
+        files = Path(client.download_artifacts(run_id, "model", str(tmp_path / f"dl-{n}")))
+        assert identity[n]["digest"] == release.model_digest(files)
     assert built.attrs["Config"]["User"] == "10001:10001"
     assert built.attrs["Size"] <= 400e6
     steps = [h["CreatedBy"] for h in built.history() if "LABEL" not in h["CreatedBy"]]
@@ -227,6 +276,21 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert not any("/tmp/wheels" in step for step in steps)
 
     _serve_and_check(docker_client, reference, manifest, tag, b)
+
+    # Another MLflow server, the same model names, the same image name: the same manifest
+    # {a: "1", b: "1"} and so the same tag, but other models. The pushed tag is refused by name.
+    elsewhere = write_release_project(tmp_path / "elsewhere", services, names, image)
+    other_client = MlflowClient(second_mlflow)
+    assert {n: model_version(other_client, n, tmp_path, 1.0) for n in names} == manifest
+    (tmp_path / "elsewhere" / "platform.yaml").write_text(
+        (tmp_path / "elsewhere" / "platform.yaml")
+        .read_text()
+        .replace(services.mlflow_uri, second_mlflow)
+    )
+    elsewhere = load_config(tmp_path / "elsewhere" / "platform.yaml")
+    with pytest.raises(ReleaseError, match=f"other content: the models {a}, {b} come from other"):
+        build(elsewhere)
+    assert ReleaseLog(other_client).all() == []  # nothing recorded there
 
     again = build(config)  # unchanged aliases: a no-op
     assert not again.built and not again.recorded and again.tag == tag
@@ -273,21 +337,29 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     )
     assert json.loads(capsys.readouterr().out) == {b: {"from": v2[b], "to": manifest[b]}}
 
-    # Whole-release rollback: unknown and malformed tags are refused; production moves.
+    _partial_releases_and_ref(services, tmp_path, names, image, third)
+
+    # Deploy: production moves forwards; a second deploy of the same tag moves nothing.
+    capsys.readouterr()
+    assert main(["release", "status", "--json", "--config", str(config.path)]) == 0
+    assert json.loads(capsys.readouterr().out)["tag"] is None  # never deployed
+    deployed = deploy(config, second.tag)
+    assert deployed.moved and deployed.previous_digest is None and deployed.previous_tag is None
+    assert (
+        production_digest(image)
+        == docker_client.images.get_registry_data(f"{image}:{second.tag}").id
+    )
+    assert not deploy(config, second.tag).moved
+
+    # Whole-release rollback, a deploy to an earlier tag: unknown and malformed tags are refused.
     with pytest.raises(ImageNotFoundError, match="not in the registry"):
         rollback(config, "0" * 32)
     with pytest.raises(UsageError, match="not a release tag"):
         rollback(config, "latest")
     assert main(["release", "rollback", "0" * 32, "--config", str(config.path)]) == 2
     rolled = rollback(config, tag)
-    assert rolled.manifest == manifest and rolled.previous_digest is None
-    repo = image.split("/", 1)[1]
-    production = requests.head(
-        f"http://{REGISTRY}/v2/{repo}/manifests/production",
-        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
-        timeout=5,
-    ).headers["Docker-Content-Digest"]
-    assert production == docker_client.images.get_registry_data(reference).id
+    assert rolled.manifest == manifest and rolled.previous_tag == second.tag
+    assert production_digest(image) == docker_client.images.get_registry_data(reference).id
     experiment = client.get_experiment_by_name("platform-kit-releases")
     assert experiment is not None
     rollbacks = client.search_runs(
@@ -295,15 +367,84 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
         filter_string=f"tags.`{ROLLBACK}` = '{tag}' and tags.`release.image` = '{image}'",
     )
     assert len(rollbacks) == 1
+    assert rollbacks[0].data.tags["release.deploy.from"] == second.tag
     assert [r["tag"] for r in release.list_releases(config, ReleaseLog(client))] == [
         third.tag,
         second.tag,
         tag,
     ]
+
+    # 'release build --deploy': nothing new to build, production moves forwards to it.
     capsys.readouterr()
-    assert main(["release", "list", "--config", str(config.path)]) == 0  # the table for people
+    assert main(["release", "build", "--deploy", "--json", "--config", str(config.path)]) == 0
+    forwards = json.loads(capsys.readouterr().out)
+    assert forwards["tag"] == third.tag and not forwards["built"]
+    assert forwards["deploy"]["moved"] and forwards["deploy"]["previous_tag"] == tag
+    assert (
+        production_digest(image)
+        == docker_client.images.get_registry_data(f"{image}:{third.tag}").id
+    )
+
+    # 'release status': where production points, and every move: from, to, who, when, Git SHA.
+    assert main(["release", "status", "--json", "--config", str(config.path)]) == 0
+    status = json.loads(capsys.readouterr().out)
+    assert status["tag"] == third.tag and status["production"] == f"{image}:production"
+    moves = [(m["kind"], m["from"], m["tag"]) for m in status["history"]]
+    assert moves == [
+        ("deploy", tag, third.tag),
+        ("rollback", second.tag, tag),
+        ("deploy", None, second.tag),
+    ]
+    for move in status["history"]:
+        assert move["by"] == getpass.getuser() and len(move["git_sha"]) == 40
+        assert abs(move["created_ms"] / 1000 - time.time()) < 3600
+    assert main(["release", "status", "--config", str(config.path)]) == 0  # the table for people
+    assert main(["release", "list", "--config", str(config.path)]) == 0
     table = capsys.readouterr().out
     assert all(t in table for t in (tag, second.tag, third.tag))  # whole, even 80 columns wide
+
+
+def _partial_releases_and_ref(
+    services: Services, tmp_path: Path, names: list[str], image: str, pushed: release.ReleaseResult
+) -> None:
+    """A model never in production is left out with a warning, or refused with require_all;
+    the manifest resolves at the Dolt commit given (no build: the release is already pushed)."""
+    a, b = names
+    c = f"{a}-never"
+    project = write_release_project(tmp_path / "partial", services, [a], image)
+    database = project.dolt.database
+    conn = mysql.connector.connect(
+        host=services.dolt.host, port=services.dolt.port, user="root", database=database
+    )
+    cur = conn.cursor()
+    cur.execute("CREATE TABLE m (n VARCHAR(100) PRIMARY KEY)")
+    cur.execute("INSERT INTO m VALUES (%s), (%s)", (a, b))
+    cur.execute("CALL DOLT_COMMIT('-Am', 'two models')")
+    cur.execute("SELECT HASHOF('main')")
+    (two,) = cur.fetchone()  # type: ignore[misc]
+    cur.execute("INSERT INTO m VALUES (%s)", (c,))
+    cur.execute("CALL DOLT_COMMIT('-Am', 'a third, never trained')")
+    conn.close()
+    family = (
+        "  - family: rel\n    for_each: SELECT n FROM m\n    name: '{n}'\n"
+        "    query: SELECT 1\n    trainer: training.intent:train\n"
+    )
+    text = project.path.read_text()
+    head, _, rest = text.partition("models:\n")
+    rest = rest[rest.index("release:") :]
+    project.path.write_text(f"{head}models:\n{family}{rest}")
+    project = load_config(project.path)
+
+    p = Project(project)
+    resolved = release.resolve_manifest(project, p.store, p.models, ref=two)
+    assert (resolved.manifest, resolved.left_out, resolved.commit) == (pushed.manifest, [], two)
+    result = build(project)  # at the head: c is left out, the rest is the pushed release
+    assert (result.tag, result.built, result.left_out) == (pushed.tag, False, (c,))
+    strict = project.path.read_text().replace("release: {", "release: {require_all: true, ")
+    project.path.write_text(strict)
+    with pytest.raises(ReleaseError, match=f"no 'production' version for: {c}") as refused:
+        build(load_config(project.path))
+    assert "require_all" in str(refused.value.hint)
 
 
 def test_a_refused_or_unreachable_registry_records_nothing(
