@@ -416,7 +416,7 @@ def _partial_releases_and_ref(
     conn = mysql.connector.connect(
         host=services.dolt.host, port=services.dolt.port, user="root", database=database
     )
-    cur = conn.cursor()
+    cur = conn.cursor(buffered=True)  # CALL DOLT_COMMIT answers with a row
     cur.execute("CREATE TABLE m (n VARCHAR(100) PRIMARY KEY)")
     cur.execute("INSERT INTO m VALUES (%s), (%s)", (a, b))
     cur.execute("CALL DOLT_COMMIT('-Am', 'two models')")

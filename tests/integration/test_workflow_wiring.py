@@ -56,6 +56,10 @@ if what == "kit" and args[:1] == ["plan"]:
     shards = [{"shard": json.dumps({"models": [f"m{i}"]}), "name": f"m{i}"} for i in (1, 2, 3)]
     with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
         fh.write("matrix=" + json.dumps({"include": shards}) + "\\ncount=3\\n")
+        fh.write("commit=" + "c" * 32 + "\\n")
+if what == "kit" and args[:2] == ["release", "build"]:
+    with open(os.environ["GITHUB_OUTPUT"], "a") as fh:
+        fh.write("tag=" + "d" * 32 + "\\n")
 """
 
 
@@ -151,13 +155,28 @@ def test_pipeline_dispatch_plans_trains_the_matrix_and_releases_as_kit_read(
     calls = act(recorder, tmp_path, "workflow_dispatch", "pipeline.yml")
     (plan,) = kit_calls(calls, "plan")
     trains = kit_calls(calls, "train")
-    (release,) = kit_calls(calls, "release")
+    release, deploy = kit_calls(calls, "release")
     shards = [json.loads(c["args"][c["args"].index("--shard") + 1]) for c in trains]
     assert sorted(shard["models"][0] for shard in shards) == ["m1", "m2", "m3"]
     assert release["args"][:2] == ["release", "build"] and "--push" in release["args"]
-    for call in (plan, *trains, release):
+    # The release resolves at the plan's commit; the deploy job moves production to its tag.
+    assert release["args"][release["args"].index("--ref") + 1] == "c" * 32
+    assert deploy["args"][:2] == ["release", "deploy"] and deploy["args"][-1] == "d" * 32
+    for call in (plan, *trains, release, deploy):
         expect_read_only_kit(call)
-    expect_installs_without_secrets(calls, jobs=5)
+    expect_installs_without_secrets(calls, jobs=6)
+
+
+def test_pipeline_deploy_tag_moves_production_and_trains_nothing(
+    recorder: Path, tmp_path: Path
+) -> None:
+    calls = act(
+        recorder, tmp_path, "workflow_dispatch", "pipeline.yml", "--input", "deploy_tag=0123abcd"
+    )
+    (deploy,) = [c for c in calls if c["what"] == "kit"]
+    assert deploy["args"][:2] == ["release", "deploy"] and deploy["args"][-1] == "0123abcd"
+    expect_read_only_kit(deploy)
+    expect_installs_without_secrets(calls, jobs=1)
 
 
 def test_the_scheduled_watcher_uses_kit_merge_and_no_mlflow_credentials(
