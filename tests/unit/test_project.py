@@ -73,6 +73,7 @@ def test_commands_that_only_read_never_start_a_server() -> None:
         "train",
         "run",
         "release build",
+        "release deploy",
         "release rollback",
         "model promote",
         "model rollback",
