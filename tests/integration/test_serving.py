@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 from prometheus_client.parser import text_string_to_metric_families
 
 from platform_kit import release
+from platform_kit.project import Project
 from platform_kit.services import free_port
 from tests.conftest import REGISTRY, Services
 from tests.integration.test_release import model_version, write_release_project
@@ -54,7 +55,17 @@ def image(
         a: model_version(client, a, tmp, 0.0),
         b: model_version(client, b, tmp, 5.0),
     }
-    built = release.build_release(config, push=False)
+    project = Project(config)
+    built = release.build_release(
+        config,
+        store=project.store,
+        models=project.models,
+        releases=project.releases,
+        registry=project.registry,
+        engine=project.get_engine,
+        tracking_uri=project.mlflow_uri,
+        push=False,
+    )
     assert built.built and built.manifest == manifest
     reference = built.reference
     yield Image(reference, built.tag, manifest, docker_client.images.get(reference).labels)
