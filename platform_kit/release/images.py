@@ -83,7 +83,7 @@ class Engine:
                 labels=dict(labels or {}),
                 rm=True,
                 forcerm=True,
-                pull=False,
+                pull=False,  # ensure_base_image pulled the base (BASE_IMAGE) just before
                 nocache=no_cache,
             )
         except docker.errors.BuildError as exc:
