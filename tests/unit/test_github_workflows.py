@@ -151,24 +151,21 @@ def test_rollback_takes_an_image_tag_and_is_gated_by_production() -> None:
 
 
 def test_pipeline_deploys_through_production_forwards_and_back() -> None:
-    pipeline = load("pipeline.yml")
-    deploy = pipeline["jobs"]["deploy"]
+    jobs = load("pipeline.yml")["jobs"]
+    deploy = jobs["deploy"]
     # One mechanism for both directions: rollback.yml in the production environment.
     assert deploy["uses"] == "./.github/workflows/rollback.yml"
     assert deploy["with"]["environment"] == "production"
     assert deploy["with"]["action"] == "deploy"
-    assert deploy["with"]["image_tag"] == (
-        "${{ inputs.deploy_tag || needs.train.outputs.release_tag }}"
-    )
-    assert deploy["needs"] == "train" and "!cancelled()" in deploy["if"]
-    assert "!inputs.deploy_tag" in pipeline["jobs"]["train"]["if"]  # back: train nothing
+    assert deploy["with"]["image_tag"] == "${{ inputs.deploy_tag || needs.release.outputs.tag }}"
+    assert deploy["needs"] == "release" and "!cancelled()" in deploy["if"]
+    assert "!inputs.deploy_tag" in jobs["train"]["if"]  # back: train nothing
+    assert "!inputs.deploy_tag" in jobs["release"]["if"]
     step = steps(load("rollback.yml")["jobs"]["rollback"])[-1]
     assert 'platform-kit release "$ACTION"' in step["run"]
-    # Forwards: the release tag travels release.yml -> train.yml -> pipeline.yml.
-    train = load("train.yml")
-    assert train["on"]["workflow_call"]["outputs"]["release_tag"]["value"] == (
-        "${{ jobs.release.outputs.tag }}"
-    )
+    # Forwards: the pipeline calls release.yml itself, so its tag output reaches the deploy job
+    # one level up (act, like GitHub, passes outputs of a directly called workflow).
+    assert jobs["train"]["with"]["skip_release"] is True
     release = load("release.yml")
     assert release["on"]["workflow_call"]["outputs"]["tag"]["value"] == (
         "${{ jobs.release.outputs.tag }}"
@@ -179,10 +176,16 @@ def test_pipeline_deploys_through_production_forwards_and_back() -> None:
 def test_the_release_resolves_at_the_plans_commit_and_follows_partial_failures() -> None:
     train = load("train.yml")
     assert train["jobs"]["plan"]["outputs"]["commit"] == "${{ steps.plan.outputs.commit }}"
-    release = train["jobs"]["release"]
-    assert "plan" in release["needs"]
-    assert release["with"]["dolt_ref"] == "${{ needs.plan.outputs.commit || inputs.dolt_ref }}"
-    assert "needs.train.result == 'failure'" in release["if"]
+    assert train["on"]["workflow_call"]["outputs"]["commit"]["value"] == (
+        "${{ jobs.plan.outputs.commit }}"
+    )
+    for release, commit in (
+        (train["jobs"]["release"], "needs.plan.outputs.commit || inputs.dolt_ref"),
+        (load("pipeline.yml")["jobs"]["release"], "needs.train.outputs.commit || inputs.dolt_ref"),
+    ):
+        assert release["uses"] == "./.github/workflows/release.yml"
+        assert release["with"]["dolt_ref"].startswith("${{ " + commit)
+        assert "result == 'failure'" in release["if"]
     step = steps(load("release.yml")["jobs"]["release"])[-1]
     assert step["env"]["DOLT_REF"] == "${{ inputs.dolt_ref }}" and "--ref" in step["run"]
 
