@@ -44,7 +44,7 @@ from typing import Any
 from platform_kit import env, gitinfo, jsonio
 from platform_kit.config import Config
 from platform_kit.errors import ImageNotFoundError, ReleaseError, UsageError
-from platform_kit.release.context import ASSETS, assemble_context
+from platform_kit.release.context import ASSETS, assemble_context, cached_model
 from platform_kit.release.images import Engine
 from platform_kit.release.manifest import canonical_json, changed_models, manifest_md5
 from platform_kit.release.registry import Registry
@@ -278,7 +278,7 @@ def build_release(
         with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
             with _timed(f"assemble the context of {len(versions)} models"):
                 context = assemble_context(Path(tmp), manifest, tag, versions, tracking_uri)
-            labels = {LABEL_MODELS: _models_label(context / "models", versions)}
+            labels = {LABEL_MODELS: _models_label(versions, tracking_uri)}
             with _timed(f"build {reference}"):
                 docker.build(context, reference, buildargs, labels, no_cache=no_cache)
             _check_labels(docker, reference, buildargs, labels)
@@ -302,11 +302,15 @@ def model_digest(directory: Path) -> str:
     return "sha256:" + digest.hexdigest()
 
 
-def _models_label(models_dir: Path, versions: Sequence[VersionInfo]) -> str:
-    """The content identity of a release: each model's run id and artifact digest."""
+def _models_label(versions: Sequence[VersionInfo], tracking_uri: str) -> str:
+    """The content identity of a release: each model's run id and artifact digest (of the
+    host's cached copy the context was assembled from, whatever its layout in the image)."""
     return jsonio.canonical_json(
         {
-            v.name: {"run_id": v.run_id or "", "digest": model_digest(models_dir / v.name)}
+            v.name: {
+                "run_id": v.run_id or "",
+                "digest": model_digest(cached_model(v, tracking_uri)),
+            }
             for v in versions
         }
     )
