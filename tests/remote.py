@@ -133,7 +133,7 @@ def start_remote(root: Path) -> RemoteServer:
 
 
 def stop(pid: int) -> None:
-    svc._stop(pid)  # noqa: SLF001 - the same stop 'services down' uses
+    svc._stop(pid)
 
 
 @contextlib.contextmanager

@@ -185,7 +185,7 @@ def test_an_unreachable_remote_is_retried_then_one_line(
     assert "tried 2 times" in str(caught.value) and "\n" not in str(caught.value)
     assert time.monotonic() - started > 1.0  # the retry waited
     probe = DoltStore(local.host, local.port, "root", "", name)
-    assert not probe._database_exists(name)  # noqa: SLF001 - nothing was created locally
+    assert not probe._database_exists(name)
 
 
 def test_wrong_credentials_are_refused_by_name(
@@ -199,7 +199,7 @@ def test_wrong_credentials_are_refused_by_name(
     with pytest.raises(RemoteError, match="refused user 'nobody'") as caught:
         store.create_database()
     assert "DOLT_REMOTE_PASSWORD" in str(caught.value)
-    assert not store._database_exists(name)  # noqa: SLF001
+    assert not store._database_exists(name)
     # The right user with the wrong password (the server's DOLT_REMOTE_PASSWORD).
     config = clone_config(tmp_path / "wrong", remote.url(name))
     start_clone_server(config, password="not-the-password")
@@ -216,7 +216,7 @@ def test_wrong_credentials_are_refused_by_name(
         with pytest.raises(RemoteError, match=f"refused user '{KIT_USER}'") as caught:
             store.create_database()
         assert "not-the-password" not in str(caught.value)
-        assert not store._database_exists(name)  # noqa: SLF001
+        assert not store._database_exists(name)
     finally:
         svc.services_down(config)
     assert remote.head(name)  # the remote is as it was
