@@ -131,6 +131,22 @@ def push(config: Config, store: Store, branches: Sequence[str]) -> list[Pushed]:
     ]
 
 
+def to_review(config: Config, store: Store, branches: Sequence[str]) -> list[str]:
+    """The data branches among ``branches`` whose sheet's table differs from main: the ones
+    worth a pull request (a branch already merged, or never changed, is not)."""
+    main = config.dolt.main_branch
+    local = store.branches()
+    out = []
+    for branch in branches:
+        if branch == main or branch not in local:
+            continue
+        own = _own_tables(config, branch)
+        changed = store.changed_tables(main, branch)
+        if any(t in changed for t in own) if own is not None else changed:
+            out.append(branch)
+    return sorted(out)
+
+
 def pull_request_url(remote: DoltRemote, branch: str, main: str) -> str | None:
     template = remote.pull_request_url
     if template is None:

@@ -57,10 +57,8 @@ def run(args: argparse.Namespace) -> int:
     )
     pushed: list[data.Pushed] = []
     if args.push:
-        branches = {s.branch for s in report.sheets} - {project.config.dolt.main_branch}
-        pushed = data.push(
-            project.config, store, sorted(b for b in branches if b in store.branches())
-        )
+        branches = data.to_review(project.config, store, [s.branch for s in report.sheets])
+        pushed = data.push(project.config, store, branches)
     body = report.to_json()
     if args.push:
         body = {**body, "pushed": [vars(p) for p in pushed]}
