@@ -28,6 +28,7 @@ from platform_kit.github import GitHubClient
 from platform_kit.init import init_project
 from platform_kit.pipeline import run_pipeline
 from platform_kit.project import Project
+from platform_kit.store.dolt import DoltStore
 from platform_kit.testing.github_emulator import GitHubEmulator
 from tests.conftest import require
 from tests.remote import (
@@ -250,3 +251,25 @@ def test_sync_push_needs_a_remote_and_a_clone_server_needs_the_password(
         assert "services down" in err and KIT_PASSWORD not in err
     finally:
         svc.services_down(config)
+
+
+def test_an_unreachable_remote_is_one_line_after_retries(
+    world: World, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    root = tmp_path / "offline"
+    init_project(root)
+    dead = f"http://kit@127.0.0.1:{svc.free_port()}/nowhere"
+    config = write(root, "offline", dead)
+    dolt = endpoints.dolt_endpoint(world.analyst)  # the clone server, with the password
+    text = config.path.read_text().replace(
+        "  server: null\n", f"  server: mysql://root@{dolt.host}:{dolt.port}\n"
+    )
+    config.path.write_text(text)
+    capsys.readouterr()
+    code = main(["data", "pull", "--config", str(config.path)])
+    err = capsys.readouterr().err.strip()
+    assert code == 3
+    assert err.count("\n") == 0 and "unreachable" in err and "tried 3 times" in err
+    assert "nothing was changed" in err
+    probe = DoltStore(dolt.host, dolt.port, "root", "", "offline")
+    assert not probe._database_exists("offline")  # no database was made
