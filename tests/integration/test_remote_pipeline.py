@@ -173,6 +173,9 @@ def test_pull_request_merged_on_the_remote_trains_exactly_the_changed_model(
     # The analyst's clone catches up with the merge too.
     code, pulled = cli_json(capsys, "data", "pull", "--config", str(analyst.path))
     assert code == 0 and pulled["after"] == merged and pulled["changed"]
+    # Its plan with no --to reads the remote's main at that commit: nothing left to train.
+    code, plan = cli_json(capsys, "plan", "--config", str(analyst.path))
+    assert code == 0 and plan["to_commit"] == merged and plan["train"] == []
 
 
 def test_run_with_a_remote_main_that_moves_during_the_run(world: World) -> None:
