@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from urllib.parse import quote
 
 from platform_kit.config import Config, DoltRemote
-from platform_kit.errors import RefNotFoundError, UsageError
+from platform_kit.errors import RefNotFoundError, RemoteError, UsageError
 from platform_kit.store.base import Commit, MergeResult, Store, TableDiff
 
 SHEET_BRANCH_PREFIX = "sheets/"
@@ -164,6 +164,21 @@ def catch_up(config: Config, store: Store) -> str:
         return store.resolve(main)
     store.create_database()  # a first run clones
     return store.pull(main)
+
+
+def catch_up_branches(config: Config, store: Store, sheets: Sequence[str] | None = None) -> None:
+    """Fast-forward the data branches (of ``sheets``, default all) to the remote's, where it has
+    commits they lack (a reviewer's fix on the branch): the sync then writes on top, and its
+    push is a fast-forward. Diverged branches stay as they are; their push says so."""
+    heads = store.fetch()
+    names = sheets or [s.name for s in config.sheets]
+    for name in names:
+        branch = f"{SHEET_BRANCH_PREFIX}{name}"
+        if branch in heads:
+            try:
+                store.pull(branch)
+            except RemoteError:
+                continue
 
 
 def at_commit(config: Config, store: Store, ref: str) -> str:

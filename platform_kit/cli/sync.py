@@ -46,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
     if args.push:
         data.require_remote(project.config)
         data.catch_up(project.config, store)  # new data branches start at the remote's main
+        data.catch_up_branches(project.config, store, args.sheet)
     store.create_database()
     report = sync(
         project.config,

@@ -209,29 +209,43 @@ def test_run_with_a_remote_main_that_moves_during_the_run(world: World) -> None:
     assert report.main_commit in {c.hash for c in store.log("main", limit=5)}
 
 
-def test_a_rejected_push_is_one_clear_line_and_loses_nothing(
+def test_sync_push_builds_on_a_reviewers_fix_and_refuses_a_diverged_branch(
     world: World, capsys: pytest.CaptureFixture[str]
 ) -> None:
     remote, db, analyst = world.remote, world.database, world.analyst
     edit_examples(analyst, "zephyr-air", "where is my replacement card")
     code, _ = cli_json(capsys, "sync", "--push", "--config", str(analyst.path))
     assert code == 0
-    # Someone else's commit lands on the remote's data branch.
-    remote.sql(
-        f"{db}/sheets/examples",
-        "UPDATE examples SET label = 'report_fraud' WHERE example_id = 'acme-bank-00001'",
-        "CALL DOLT_COMMIT('-am', 'a reviewer fixes a label on the branch')",
-    )
-    theirs = remote.head(db, "sheets/examples")
+
+    def reviewer_fixes_the_branch() -> str:
+        remote.sql(
+            f"{db}/sheets/examples",
+            "UPDATE examples SET text = CONCAT(text, '!') WHERE example_id = 'acme-bank-00001'",
+            "CALL DOLT_COMMIT('-am', 'a reviewer fixes a row on the branch')",
+        )
+        return remote.head(db, "sheets/examples")
+
+    # A commit on the remote's branch that this clone lacks: the sync builds on it.
+    fix = reviewer_fixes_the_branch()
     edit_examples(analyst, "zephyr-air", "my card was swallowed by the atm")
+    code, pushed = cli_json(capsys, "sync", "--push", "--config", str(analyst.path))
+    assert code == 0
+    store = Project(analyst).store
+    assert fix in {c.hash for c in store.log("sheets/examples", limit=5)}
+    assert remote.head(db, "sheets/examples") == pushed["pushed"][0]["commit"]
+
+    # Both sides have commits the other lacks: the push is refused, and nothing is lost.
+    edit_examples(analyst, "zephyr-air", "the atm kept my card again")
+    assert main(["sync", "--config", str(analyst.path)]) == 0  # a local commit, not pushed
+    theirs = reviewer_fixes_the_branch()
+    ours = store.branches()["sheets/examples"]
     capsys.readouterr()
     code = main(["sync", "--push", "--config", str(analyst.path)])
     err = capsys.readouterr().err
     assert code != 0
     assert "not a fast-forward" in err and "nothing was changed" in err
     assert remote.head(db, "sheets/examples") == theirs  # the remote kept its commit
-    ours = Project(analyst).store.branches()["sheets/examples"]
-    assert ours != theirs  # and the sync's commit is still here
+    assert store.branches()["sheets/examples"] == ours  # and the sync's commit is still here
 
 
 def test_sync_push_needs_a_remote_and_a_clone_server_needs_the_password(
