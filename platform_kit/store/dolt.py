@@ -576,10 +576,10 @@ class DoltStore(Store):
                 first_delay=1.0,
             )
         except mysql.connector.Error as exc:
-            raise self._remote_error(exc, remote, doing) from exc
+            raise self._remote_error(exc, remote, doing, procedure) from exc
 
     def _remote_error(
-        self, exc: mysql.connector.Error, remote: DoltRemote, doing: str
+        self, exc: mysql.connector.Error, remote: DoltRemote, doing: str, procedure: str
     ) -> Exception:
         text = env.redact(str(exc.msg))
         lower = text.lower()
@@ -598,6 +598,8 @@ class DoltStore(Store):
                 hint="export DOLT_REMOTE_PASSWORD and restart that server (local: 'platform-kit "
                 "services down' then 'services up')",
             )
+        if "rpc error" not in lower and _REFUSED.search(text):  # this server refused the CALL
+            return _translate(exc, doing, statement=f"CALL {procedure}()", user=self.user)
         if "unauthenticated" in lower or "permissiondenied" in lower or "access denied" in lower:
             return RemoteError(
                 f"the Dolt remote {remote.url} refused user {user!r} ({doing})",

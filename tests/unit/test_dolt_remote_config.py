@@ -4,12 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mysql.connector
 import pytest
 
 from platform_kit import env
 from platform_kit.config import DoltRemote, parse_config
 from platform_kit.data import pull_request_url
-from platform_kit.errors import ConfigError, RemoteError
+from platform_kit.errors import (
+    ConfigError,
+    PushRejectedError,
+    RemoteError,
+    ServiceError,
+    StoreError,
+)
+from platform_kit.store.dolt import DoltStore
 from platform_kit.store.memory import MemoryStore
 
 
@@ -84,3 +92,52 @@ def test_a_store_without_a_remote_says_where_to_set_one() -> None:
     store.create_database()
     with pytest.raises(RemoteError, match=r"has no remote.*dolt.remote"):
         store.push("main")
+
+
+@pytest.mark.parametrize(
+    ("message", "kind", "text"),
+    [
+        (
+            "could not access dolt url 'http://h:1/db': rpc error: code = Unavailable desc = "
+            'connection error: desc = "transport: Error while dialing: dial tcp 127.0.0.1:1: '
+            'connect: connection refused"',
+            ServiceError,
+            "unreachable (fetching; tried 3 times): dial tcp 127.0.0.1:1: connect: connection refused",
+        ),
+        (
+            "could not access dolt url 'http://h:1/db': rpc error: code = Unauthenticated desc = "
+            "API Authentication Failure: Access denied for user 'kit' (errno 1045)",
+            RemoteError,
+            "refused user 'kit' (fetching)",
+        ),
+        (
+            "To http://h:1/db\n ! [rejected]            main -> main (non-fast-forward)\n"
+            "error: failed to push some refs",
+            PushRejectedError,
+            "not a fast-forward",
+        ),
+        (
+            "must set DOLT_REMOTE_PASSWORD environment variable",
+            RemoteError,
+            "no DOLT_REMOTE_PASSWORD",
+        ),
+        (
+            "unknown remote; 'http://h:1/db' does not appear to be a dolt database.",
+            RemoteError,
+            "there is no Dolt database at",
+        ),
+        ("command denied to user 'kit_read'@'%'", StoreError, "Dolt refused CALL DOLT_FETCH"),
+    ],
+)
+def test_remote_errors_are_one_line_naming_the_cause(
+    message: str, kind: type[Exception], text: str
+) -> None:
+    store = DoltStore("127.0.0.1", 1, "kit", "", "db", remote=DoltRemote("http://h:1/db", "kit"))
+    error = store._remote_error(
+        mysql.connector.Error(msg=message, errno=1105),
+        DoltRemote("http://h:1/db", "kit"),
+        "fetching",
+        "DOLT_FETCH",
+    )
+    assert type(error) is kind and text in str(error)
+    assert "\n" not in str(error)
