@@ -33,7 +33,7 @@ from platform_kit.cli import (
     sync,
     train,
 )
-from platform_kit.cli.common import apply_global_defaults, global_flags, stderr
+from platform_kit.cli.common import annotate_error, apply_global_defaults, global_flags, stderr
 from platform_kit.errors import PlatformKitError
 
 COMMANDS = (init, services, sync, data, plan, train, run, release, model, lineage, github)
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             stderr.print(env.redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {env.redact(str(exc))}", markup=False)
+        annotate_error(args, exc)
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.print("interrupted", markup=False)

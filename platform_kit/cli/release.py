@@ -5,8 +5,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from platform_kit import release
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import release, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
+from platform_kit.cli.lineage import release_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
 
@@ -64,6 +65,7 @@ def _build(args: argparse.Namespace, project: Project) -> None:
     else:
         line = f"built {result.reference} locally ({len(result.manifest)} models); --push to release it"
     emit(args, result.to_json(), lambda: note(line))
+    write_summary(args, lambda: release_summary(project, result.to_json()))
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
@@ -120,6 +122,7 @@ def _rollback(args: argparse.Namespace, project: Project) -> None:
         result.to_json(),
         lambda: note(f"{result.production} now points at {result.tag}, recorded"),
     )
+    write_summary(args, lambda: summary.rollback(result.to_json()))
 
 
 def _date(ms: int) -> str:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs
 from platform_kit.sync import SyncReport, sync
@@ -43,6 +44,7 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda line: note(f"  {line}"),
     )
     emit(args, report.to_json(), lambda: render(report))
+    write_summary(args, lambda: summary.sync(report.to_json()))
     return 0
 
 
