@@ -201,7 +201,7 @@ def results_table(models: Sequence[Mapping[str, Any]], links: Links) -> str:
                 _metrics(m.get("metrics") or {}),
                 "yes" if m.get("promoted") else ("no" if version else ""),
                 m.get("promotion") or m.get("reason", ""),
-                f"{m.get('seconds', 0):.1f}s",
+                f"{m['seconds']:.1f}s" if m.get("seconds") is not None else "",
                 link("run", links.run(m.get("run_id"))) if m.get("run_id") else "",
             ]
         )

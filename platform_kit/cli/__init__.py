@@ -30,13 +30,27 @@ from platform_kit.cli import (
     release,
     run,
     services,
+    summary,
     sync,
     train,
 )
 from platform_kit.cli.common import annotate_error, apply_global_defaults, global_flags, stderr
 from platform_kit.errors import PlatformKitError
 
-COMMANDS = (init, services, sync, data, plan, train, run, release, model, lineage, github)
+COMMANDS = (
+    init,
+    services,
+    sync,
+    data,
+    plan,
+    train,
+    run,
+    release,
+    model,
+    lineage,
+    github,
+    summary,
+)
 EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE: a bug in the kit, not in the user's input
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE

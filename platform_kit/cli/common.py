@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import re
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -131,21 +130,31 @@ def write_summary(args: argparse.Namespace, markdown: Callable[[], str]) -> None
         summary.write(markdown(), getattr(args, "summary", None))
 
 
-@contextlib.contextmanager
-def stage(title: str) -> Iterator[None]:
-    """A foldable group in a GitHub Actions log (``::group::``); a plain heading elsewhere."""
-    if env.in_github_actions():
-        sys.stderr.flush()
-        stderr.file.write(f"::group::{title}\n")
-        stderr.file.flush()
-        try:
-            yield
-        finally:
-            stderr.file.flush()
+class Stages:
+    """Lines of a multi-stage command: in GitHub Actions each stage is a ``::group::`` (opened
+    when its first line comes, closed when the next stage starts or the command ends)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def say(self, stage: str, line: str) -> None:
+        if env.in_github_actions() and stage != self.current:
+            self.close()
+            stderr.file.write(f"::group::{stage}\n")
+            self.current = stage
+        note(f"[bold]{stage:>8}[/]  {line}")
+
+    def close(self) -> None:
+        if self.current is not None:
             stderr.file.write("::endgroup::\n")
             stderr.file.flush()
-    else:
-        yield
+            self.current = None
+
+    def __enter__(self) -> Stages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 _WHERE = re.compile(
