@@ -13,7 +13,7 @@ STAMP := $(VENV)/.platform-kit-$(DEPS_HASH)
 export PATH := $(VENV)/bin:$(CACHE)/bin:$(PATH)
 PYTEST_ARGS ?=
 
-.PHONY: help venv install dolt docker services lint lint-workflows typecheck test test-unit bench demo clean
+.PHONY: help venv install dolt docker mermaid services lint lint-workflows typecheck test test-unit bench demo clean
 
 help:
 	@echo "make test   - set everything up, then ruff, the import contracts, mypy and pytest"
@@ -39,6 +39,10 @@ dolt:
 docker:
 	@bash infra/docker-up.sh
 
+# A real Mermaid parser (npm, pinned by infra/mermaid/package-lock.json) for the lineage tests.
+mermaid:
+	@bash infra/install-mermaid.sh >/dev/null
+
 lint: venv lint-workflows
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/lint-imports --no-cache
@@ -52,7 +56,7 @@ lint-workflows: venv
 typecheck: venv
 	$(VENV)/bin/mypy
 
-test: venv dolt docker lint typecheck
+test: venv dolt docker mermaid lint typecheck
 	$(VENV)/bin/pytest -q --durations=12 $(PYTEST_ARGS)
 
 test-unit: venv

@@ -98,7 +98,7 @@ def _metrics(metrics: Mapping[str, float], limit: int = 3) -> str:
 # ---------------------------------------------------------------------------- per command
 
 
-def sync(report: Mapping[str, Any]) -> str:
+def sync(report: Mapping[str, Any], main: str = "main") -> str:
     """``sync --json``: per sheet the rows added, changed and deleted, the Dolt commit, and a
     table of sample changed rows (the data review's diff)."""
     sheets = report.get("sheets", [])
@@ -131,6 +131,13 @@ def sync(report: Mapping[str, Any]) -> str:
             rows,
         ),
     ]
+    review = sorted({s["branch"] for s in sheets if s.get("commit") and s["branch"] != main})
+    if review:
+        parts.append(
+            "To merge after review: run the **merge data** workflow with the branch "
+            + ", ".join(f"`{b}`" for b in review)
+            + " (or `platform-kit data merge BRANCH --notify`)."
+        )
     for s in sheets:
         for kind in ("added", "changed", "deleted"):
             sample = s.get("samples", {}).get(kind) or []
@@ -145,6 +152,22 @@ def sync(report: Mapping[str, Any]) -> str:
                 + (f"\n\n…and {more} more" if more > 0 else "")
             )
     return "\n\n".join(parts)
+
+
+def merge(result: Mapping[str, Any]) -> str:
+    """``data merge --json``: the branch, the target, the commit, and whether training starts."""
+    if not result.get("changed"):
+        return f"## data merge\n\nNothing to merge: `{result['into']}` already has `{result['branch']}`."
+    how = "fast-forward" if result.get("fast_forward") else "merge commit"
+    started = (
+        "the dolt-main-updated dispatch was sent: the pipeline trains it"
+        if result.get("notified")
+        else "no dispatch sent"
+    )
+    return (
+        f"## data merge\n\n`{result['branch']}` → `{result['into']}` at "
+        f"{_short(result.get('commit'))} ({how}); {started}."
+    )
 
 
 def plan(report: Mapping[str, Any], shards: Sequence[Mapping[str, Any]]) -> str:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from platform_kit import data
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import data, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs
 from platform_kit.store.base import RowChange
@@ -73,6 +73,7 @@ def run(args: argparse.Namespace) -> int:
                 else f"nothing to merge: {body['into']} already has {args.branch}"
             ),
         )
+        write_summary(args, lambda: summary.merge(body))
     else:
         commits = data.log(config, store, args.ref, args.limit)
         emit(

@@ -44,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         progress=lambda line: note(f"  {line}"),
     )
     emit(args, report.to_json(), lambda: render(report))
-    write_summary(args, lambda: summary.sync(report.to_json()))
+    write_summary(args, lambda: summary.sync(report.to_json(), project.config.dolt.main_branch))
     return 0
 
 
