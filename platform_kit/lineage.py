@@ -181,8 +181,11 @@ def mermaid(result: Lineage) -> str:
         if image:
             edge(model, image)
         if v.dolt_commit:
+            synced = [s.sheet for s in v.syncs if s.commit == v.dolt_commit]
             trained = node(
-                f"dolt:{v.dolt_commit}", f"Dolt {v.dolt_commit[:12]} on {v.dolt_branch or '?'}"
+                f"dolt:{v.dolt_commit}",
+                f"Dolt {v.dolt_commit[:12]} on {v.dolt_branch or '?'}"
+                + (f" (sync {', '.join(synced)})" if synced else ""),
             )
             edge(trained, model)
             for sync in v.syncs:

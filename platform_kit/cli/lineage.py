@@ -76,14 +76,13 @@ def run(args: argparse.Namespace) -> int:
 def release_summary(project: Project, result: dict[str, Any]) -> str:
     """The release summary: tag, image, the manifest's diff against the previous release, and
     the lineage graph (``release build`` writes it; ``result`` is its ``--json``)."""
-    tag, manifest = result.get("tag"), result.get("manifest") or {}
-    previous = next((r for r in project.releases.all() if r.tag != tag), None)
+    tag, image, manifest = result.get("tag"), result.get("image"), result.get("manifest") or {}
+    # The release log is shared by every project on the MLflow server: this image's releases.
+    previous = next((r for r in project.releases.all() if r.tag != tag and r.image == image), None)
     links = summary.Links(project.mlflow_uri)
     try:
         graph: str | None = mermaid(
-            of_manifest(
-                tag, result.get("image"), manifest, registry=project.models, store=project.store
-            )
+            of_manifest(tag, image, manifest, registry=project.models, store=project.store)
         )
     except PlatformKitError as exc:  # a summary never fails the release it describes
         graph = None

@@ -15,7 +15,6 @@ import shutil
 import subprocess
 import uuid
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -234,6 +233,22 @@ def test_a_pipeline_run_writes_its_summaries(services: Services, tmp_path: Path)
     assert f"{name}-intent-acme v1" in graph
     assert_mermaid_parses(graph, tmp_path)
 
+    # The release summary: tag, image, the diff against this image's previous release, lineage.
+    text, before, tag = release_summary_of(root, name)
+    assert text.startswith(f"## release `{tag}`\n\nImage `127.0.0.1:5000/{name}:{tag}`: pushed")
+    assert f"### models changed since `{before}`" in text
+    changed = table_rows(text, "model")
+    assert list(changed) == [f"{name}-intent-globex"]
+    assert changed[f"{name}-intent-globex"][1:] == [
+        "-",
+        f"[v1]({services.mlflow_uri}/#/models/{name}-intent-globex/versions/1)",
+        "added",
+    ]
+    graph = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert f"image 127.0.0.1:5000/{name}:{tag[:12]}" in graph
+    assert_mermaid_parses(graph, tmp_path)
+    (tmp_path / "release-summary.md").write_text(text)  # kept for a look (--basetemp)
+
 
 def assert_mermaid_parses(text: str, tmp: Path) -> None:
     node = shutil.which("node")
@@ -267,3 +282,27 @@ def test_validation_errors_are_annotations_naming_sheet_row_and_column(
     )
     assert any("row 4%2C column customer_id" in ln and "line=4" in ln for ln in errors)
     no_redraws(done.stderr)
+
+
+def release_summary_of(root: Path, name: str) -> tuple[str, str, str]:
+    """The release summary for an image of both intent models, after a recorded release that
+    held only acme's: the diff names globex as added, the lineage graph is embedded."""
+    from platform_kit.cli.lineage import release_summary
+    from platform_kit.config import load_config
+    from platform_kit.project import Project
+
+    project = Project(load_config(root / "platform.yaml"))
+    image = f"127.0.0.1:5000/{name}"
+    acme, globex = f"{name}-intent-acme", f"{name}-intent-globex"
+    before = uuid.uuid4().hex
+    project.releases.record(before, image, {acme: "1"}, git_sha="0" * 40, dolt_commit="c" * 32)
+    tag = uuid.uuid4().hex
+    result = {
+        "tag": tag,
+        "image": image,
+        "reference": f"{image}:{tag}",
+        "pushed": True,
+        "built": True,
+        "manifest": {acme: "1", globex: "1"},
+    }
+    return release_summary(project, result), before, tag
