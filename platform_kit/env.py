@@ -15,6 +15,8 @@ GITHUB_RUN_ID = "GITHUB_RUN_ID"
 GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
 GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
+# Where a step appends its Markdown job summary (GitHub Actions and act set it per step).
+GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 # The user and password for dolt.server; DOLT_USER replaces the user its URL names.
 DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"

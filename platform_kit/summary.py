@@ -16,7 +16,6 @@ from urllib.parse import quote
 
 from platform_kit import env
 
-GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
 SAMPLE_ROWS = 5  # changed rows shown per sheet and kind
 SAMPLE_COLUMNS = 8  # columns shown in a sample table
 
@@ -28,7 +27,7 @@ def targets(explicit: str | None) -> list[Path]:
     """Where a summary goes: ``explicit`` (--summary FILE) and, inside GitHub Actions,
     $GITHUB_STEP_SUMMARY."""
     out = [Path(explicit)] if explicit else []
-    step = env.get(GITHUB_STEP_SUMMARY)
+    step = env.get(env.GITHUB_STEP_SUMMARY)
     if step and env.in_github_actions() and Path(step) not in out:
         out.append(Path(step))
     return out
