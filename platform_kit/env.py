@@ -17,6 +17,10 @@ GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
 # Where a step appends its Markdown job summary (GitHub Actions and act set it per step).
 GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+GITHUB_JOB = "GITHUB_JOB"
+# A directory that also gets a copy of every job summary, one file per summary (act empties
+# $GITHUB_STEP_SUMMARY at each step and deletes it with the job: infra/act-pipeline.sh keeps them).
+PLATFORM_KIT_SUMMARY_DIR = "PLATFORM_KIT_SUMMARY_DIR"
 # The user and password for dolt.server; DOLT_USER replaces the user its URL names.
 DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"

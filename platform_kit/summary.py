@@ -2,13 +2,17 @@
 
 Each builder takes the JSON shape a command already prints with ``--json`` (the kit's stable
 contract), so this module imports no backend. :func:`write` appends the text to every target:
-``--summary FILE`` anywhere, and ``$GITHUB_STEP_SUMMARY`` inside GitHub Actions (act writes that
-variable too: one file per step). Links to MLflow are added only when the tracking server is
-http(s), where a browser can follow them.
+``--summary FILE`` anywhere, ``$GITHUB_STEP_SUMMARY`` inside GitHub Actions, and a new file in
+``$PLATFORM_KIT_SUMMARY_DIR`` when set (act sets ``$GITHUB_STEP_SUMMARY`` too, but empties it at
+each step and deletes it with the job). Links to MLflow are added only when the tracking server
+is http(s), where a browser can follow them.
 """
 
 from __future__ import annotations
 
+import os
+import re
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -30,12 +34,16 @@ def targets(explicit: str | None) -> list[Path]:
     step = env.get(env.GITHUB_STEP_SUMMARY)
     if step and env.in_github_actions() and Path(step) not in out:
         out.append(Path(step))
+    keep = env.get(env.PLATFORM_KIT_SUMMARY_DIR)
+    if keep:  # a file per summary: matrix jobs write at once
+        job = re.sub(r"[^A-Za-z0-9_.-]", "_", env.get(env.GITHUB_JOB) or "local")
+        out.append(Path(keep) / f"{job}-{time.time_ns()}-{os.getpid()}.md")
     return out
 
 
 def write(markdown: str, explicit: str | None) -> list[Path]:
     """Append ``markdown`` to every target (GitHub concatenates a step's appends); the paths."""
-    paths = targets(explicit)
+    paths = targets(explicit)  # computed once: the copy's file name is unique per call
     text = env.redact(markdown).rstrip("\n") + "\n\n"
     for path in paths:
         path.parent.mkdir(parents=True, exist_ok=True)

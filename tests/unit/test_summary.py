@@ -32,6 +32,18 @@ def test_summaries_go_to_the_file_asked_for_and_to_the_step_summary_in_actions(
     assert step.read_text() == "# b ***\n\n"
 
 
+def test_a_summary_dir_keeps_a_copy_of_each_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PLATFORM_KIT_SUMMARY_DIR", str(tmp_path / "kept"))
+    monkeypatch.setenv("GITHUB_JOB", "train")
+    summary.write("# one", None)
+    summary.write("# two", None)
+    kept = sorted((tmp_path / "kept").iterdir())
+    assert [p.name.split("-")[0] for p in kept] == ["train", "train"]
+    assert sorted(p.read_text() for p in kept) == ["# one\n\n", "# two\n\n"]
+
+
 def test_table_cells_stay_one_cell() -> None:
     text = summary.table(["a", "b"], [["x|y", "line\nbreak"], [None, "z" * 300]])
     rows = text.splitlines()
