@@ -157,7 +157,19 @@ def test_pipeline_dispatch_plans_trains_the_matrix_and_releases_as_kit_read(
     assert release["args"][:2] == ["release", "build"] and "--push" in release["args"]
     for call in (plan, *trains, release):
         expect_read_only_kit(call)
-    expect_installs_without_secrets(calls, jobs=5)
+    # The last job gathers every shard's results from MLflow: the plan's matrix, this run's id.
+    (results,) = kit_calls(calls, "summary")
+    args = results["args"]
+    assert args[:2] == ["summary", "train"] and args[args.index("--github-run") + 1]
+    matrix = json.loads(args[args.index("--matrix") + 1])
+    assert sorted(json.loads(i["shard"])["models"][0] for i in matrix["include"]) == [
+        "m1",
+        "m2",
+        "m3",
+    ]
+    assert "DOLT_PASSWORD" not in results["env"] and results["seen"] == ["MLFLOW_TRACKING_PASSWORD"]
+    expect_mlflow(results["env"])
+    expect_installs_without_secrets(calls, jobs=6)
 
 
 def test_the_scheduled_watcher_uses_kit_merge_and_no_mlflow_credentials(
@@ -196,4 +208,26 @@ def test_rollback_uses_kit_read(recorder: Path, tmp_path: Path) -> None:
     (rollback,) = kit_calls(calls, "release")
     assert rollback["args"][:2] == ["release", "rollback"] and rollback["args"][-1] == "0123abcd"
     expect_read_only_kit(rollback)
+    expect_installs_without_secrets(calls, jobs=1)
+
+
+def test_merge_data_merges_the_branch_as_kit_merge_and_notifies(
+    recorder: Path, tmp_path: Path
+) -> None:
+    calls = act(
+        recorder, tmp_path, "workflow_dispatch", "merge-data.yml", "--input", "branch=sheets/a"
+    )
+    (merge,) = kit_calls(calls, "data")
+    assert merge["args"] == [
+        "data",
+        "merge",
+        "--config",
+        "platform.yaml",
+        "--notify",
+        "--",
+        "sheets/a",
+    ]
+    assert merge["env"]["DOLT_USER"] == "kit_merge"
+    assert merge["env"]["DOLT_PASSWORD"] == SECRETS["DOLT_MERGE_PASSWORD"]
+    assert merge["seen"] == ["DOLT_MERGE_PASSWORD"] and "GITHUB_TOKEN" in merge["env"]
     expect_installs_without_secrets(calls, jobs=1)
