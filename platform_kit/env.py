@@ -29,6 +29,8 @@ MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
 MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+# MLflow's tqdm bars for artifact transfers redraw with carriage returns; off in CI logs.
+MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # The cache shared by projects: the dolt binary (install-dolt.sh), wheels and models of releases.
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
 # Where docker keeps config.json (its credentials); the registry client reads it as docker does.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -25,6 +26,8 @@ _PIPED_WIDTH = 160
 # In CI (GitHub Actions, act: which may give a job a terminal) nothing is redrawn: no live
 # progress bars, no cursor moves, plain lines a log keeps.
 CI = in_ci()
+if CI:
+    os.environ.setdefault(env.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, "false")
 stdout = Console(
     highlight=False,
     soft_wrap=True,

@@ -52,8 +52,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     project = project_of(args)
-    planned = _planned(args.matrix)
-    results, missing = gather(project.models, args.github_run, planned)
+    planned, commits = _planned(args.matrix)
+    results, missing = gather(project.models, args.github_run, planned, commits)
     links = summary.Links(project.mlflow_uri)
     body = {"github_run": args.github_run, "models": results, "missing": missing}
     markdown = summary.gathered(results, missing, links, run_id=args.github_run)
@@ -62,27 +62,33 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _planned(matrix: str) -> list[str]:
+def _planned(matrix: str) -> tuple[list[str], set[str] | None]:
+    """The matrix's models, and the Dolt commits its shards train on (None: no matrix)."""
     if not matrix.strip():
-        return []
+        return [], None
     try:
         include = json.loads(matrix).get("include", [])
-    except (ValueError, AttributeError):
+        shards = [Shard.from_json(item["shard"]) for item in include]
+    except (ValueError, AttributeError, KeyError, TypeError):
         raise UsageError("--matrix is not the JSON 'plan --format github' writes") from None
-    names: list[str] = []
-    for item in include:
-        names += Shard.from_json(item["shard"]).models
-    return names
+    return [name for s in shards for name in s.models], {s.ref for s in shards}
 
 
 def gather(
-    registry: ModelRegistry, github_run: str, planned: Sequence[str]
+    registry: ModelRegistry,
+    github_run: str,
+    planned: Sequence[str],
+    commits: set[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]]:
-    """The latest run of each model in ``github_run`` as ``train --json`` shows a model, and
-    the planned models with none."""
+    """The latest run of each model in ``github_run`` (on one of ``commits``, when given) as
+    ``train --json`` shows a model, and the planned models with none.
+
+    The commits matter under act, where every run's id is 1 unless act is given another.
+    """
     latest: dict[str, Any] = {}
     for found in registry.runs({T.GITHUB_RUN_ID: github_run}):  # newest first: reruns win
-        latest.setdefault(found.name, found)
+        if commits is None or found.tags.get(T.DOLT_COMMIT) in commits:
+            latest.setdefault(found.name, found)
     versions = {
         v.run_id: v for infos in registry.versions(list(latest)).values() for v in infos if v.run_id
     }
