@@ -313,6 +313,38 @@ def deploy(
     return f"{text}\n\n{detail}" if detail else text
 
 
+def run(report: Mapping[str, Any], links: Links) -> str:
+    """``run --json``: the sheets synced and merged, the plan, the training, the release."""
+    sheets = table(
+        ["sheet", "branch", "added", "changed", "deleted", "commit", "merged into main"],
+        [
+            [
+                s["sheet"],
+                f"`{s['branch']}`",
+                s["added"],
+                s["changed"],
+                s["deleted"],
+                _short(s.get("commit")) if s.get("commit") else "no changes",
+                _short(s.get("merged")) if s.get("merged") else "",
+            ]
+            for s in report.get("sheets", [])
+        ],
+    )
+    parts = [f"## run: main at {_short(report.get('main_commit'))}", sheets]
+    if report.get("plan"):
+        parts.append(
+            plan(report["plan"], []).replace("## plan", "### plan", 1).split("\n\n### jobs")[0]
+        )
+    if report.get("training"):
+        parts.append(train(report["training"], links).replace("## train", "### train", 1))
+    release_info = report.get("release")
+    if release_info:
+        parts.append(f"### release\n\n`{release_info.get('image')}:{release_info.get('tag')}`")
+    else:
+        parts.append(f"### release\n\nskipped: {report.get('release_skipped') or 'not asked for'}")
+    return "\n\n".join(parts)
+
+
 def gathered(
     results: Sequence[Mapping[str, Any]],
     missing: Sequence[str],

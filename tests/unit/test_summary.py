@@ -178,3 +178,61 @@ def test_the_mermaid_parser_accepts_awkward_labels(tmp_path: Path) -> None:
     bad = tmp_path / "bad.mmd"
     bad.write_text('flowchart LR\n  n0["a"] --> ]]\n')
     assert subprocess.run([str(node), str(PARSER), str(bad)], capture_output=True).returncode == 1
+
+
+def test_run_summary_holds_each_stage() -> None:
+    report = {
+        "main_commit": "a" * 32,
+        "sheets": [
+            {
+                "sheet": "c",
+                "branch": "sheets/c",
+                "commit": "b" * 32,
+                "added": 2,
+                "changed": 0,
+                "deleted": 0,
+                "merged": "a" * 32,
+            },
+        ],
+        "plan": {
+            "to_commit": "a" * 32,
+            "models": [
+                {
+                    "name": "m",
+                    "train": True,
+                    "reason": "new model",
+                    "detail": "",
+                    "latest_version": None,
+                }
+            ],
+        },
+        "training": {
+            "dolt_commit": "a" * 32,
+            "dolt_branch": "main",
+            "trained": 1,
+            "skipped": 0,
+            "failed": 0,
+            "seconds": 1.0,
+            "models": [
+                {
+                    "name": "m",
+                    "status": "trained",
+                    "version": 1,
+                    "run_id": "r",
+                    "metrics": {"acc": 1.0},
+                    "promoted": True,
+                    "promotion": "promoted: first",
+                    "reason": "new model",
+                    "seconds": 0.5,
+                }
+            ],
+        },
+        "release": None,
+        "release_skipped": "--no-release",
+    }
+    text = summary.run(report, summary.Links("http://mlflow:5000"))
+    assert text.startswith("## run: main at `aaaaaaaaaaaa`")
+    assert "| c | `sheets/c` | 2 | 0 | 0 | `bbbbbbbbbbbb` | `aaaaaaaaaaaa` |" in text
+    assert "### plan: 1 of 1 models to train" in text and "### jobs" not in text
+    assert "[v1](http://mlflow:5000/#/models/m/versions/1)" in text
+    assert text.endswith("### release\n\nskipped: --no-release")
