@@ -78,7 +78,8 @@ def release_summary(project: Project, result: dict[str, Any]) -> str:
     the lineage graph (``release build`` writes it; ``result`` is its ``--json``)."""
     tag, image, manifest = result.get("tag"), result.get("image"), result.get("manifest") or {}
     # The release log is shared by every project on the MLflow server: this image's releases.
-    previous = next((r for r in project.releases.all() if r.tag != tag and r.image == image), None)
+    recent = project.releases.all(limit=100)  # newest first; each read costs a manifest download
+    previous = next((r for r in recent if r.tag != tag and r.image == image), None)
     links = summary.Links(project.mlflow_uri)
     try:
         graph: str | None = mermaid(

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Services, require
+from tests.e2e.act_summaries import assert_pipeline_summaries
 from tests.e2e.conftest import cli
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +84,8 @@ models:
 
 
 def actions_env(tmp: Path, step: str, run_id: str) -> dict[str, str]:
-    """What GitHub Actions (or act) gives one step: a summary file of its own, the run id."""
+    """What GitHub Actions (or act) gives one step: a summary file of its own, the run id, the
+    job's name; and a directory keeping a copy of every summary, as the act test passes."""
     return {
         "GITHUB_ACTIONS": "true",
         "CI": "true",
@@ -91,6 +93,8 @@ def actions_env(tmp: Path, step: str, run_id: str) -> dict[str, str]:
         "GITHUB_OUTPUT": str(tmp / f"output-{step}.txt"),
         "GITHUB_RUN_ID": run_id,
         "GITHUB_WORKFLOW": "pipeline",
+        "GITHUB_JOB": step.rstrip("0123456789"),
+        "PLATFORM_KIT_SUMMARY_DIR": str(tmp / "kept"),
     }
 
 
@@ -225,6 +229,12 @@ def test_a_pipeline_run_writes_its_summaries(services: Services, tmp_path: Path)
     )
     assert results[f"{name}-broken"][1] == "❌ failed"
     assert results[f"{name}-intent-acme"][2].startswith("[v1](")
+
+    # The copies kept for act, checked the way the act end-to-end test checks them.
+    trained = [f"{name}-intent-acme", f"{name}-intent-globex"]
+    assert_pipeline_summaries(
+        tmp_path / "kept", trained, 2, failed=[f"{name}-broken", "lost-model"], released=False
+    )
 
     # lineage --format mermaid: sheet revisions -> Dolt commits -> the model version.
     graph = cli(*config, "lineage", f"{name}-intent-acme@1", "--format", "mermaid", cwd=root).stdout

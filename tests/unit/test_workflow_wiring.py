@@ -159,6 +159,9 @@ def test_pipeline_dispatch_plans_trains_the_matrix_and_releases_as_kit_read(
         expect_read_only_kit(call)
     # The last job gathers every shard's results from MLflow: the plan's matrix, this run's id.
     (results,) = kit_calls(calls, "summary")
+    # GITHUB_JOB names the copies of the summaries (tests/e2e/act_summaries.py).
+    assert (plan["job"], results["job"], release["job"]) == ("plan", "results", "release")
+    assert {c["job"] for c in trains} == {"train"}
     args = results["args"]
     assert args[:2] == ["summary", "train"] and args[args.index("--github-run") + 1]
     matrix = json.loads(args[args.index("--matrix") + 1])
