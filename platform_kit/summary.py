@@ -285,6 +285,8 @@ def release(
     parts.append(f"{len(manifest)} model(s) in the image.")
     if mermaid:
         parts.append(f"### lineage\n\n```mermaid\n{mermaid.rstrip()}\n```")
+    elif result.get("lineage_error"):
+        parts.append(f"### lineage\n\nnot available: {cell(result['lineage_error'])}")
     return "\n\n".join(parts)
 
 

@@ -111,7 +111,7 @@ def tree(result: Lineage, links: summary.Links | None = None) -> Tree:
         if links is not None and links.base:
             node.add(f"MLflow {links.version(v.name, v.version)}")
         run_node = node.add(
-            f"run {v.run_id or '?'}" + (f"  {links.run(v.run_id)}" if links else "")
+            f"run {v.run_id or '?'}" + (f"  {links.run(v.run_id)}" if links and links.base else "")
         )
         run_node.add(f"code  git {v.git_sha[:12] or '?'}")
         data = run_node.add(
