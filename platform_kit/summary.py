@@ -105,7 +105,11 @@ def _metrics(metrics: Mapping[str, float], limit: int = 3) -> str:
 # ---------------------------------------------------------------------------- per command
 
 
-def sync(report: Mapping[str, Any], main: str = "main") -> str:
+def sync(
+    report: Mapping[str, Any],
+    main: str = "main",
+    review: Mapping[str, Mapping[str, Any]] | None = None,
+) -> str:
     """``sync --json``: per sheet the rows added, changed and deleted, the Dolt commit, and a
     table of sample changed rows (the data review's diff)."""
     sheets = report.get("sheets", [])
@@ -138,12 +142,30 @@ def sync(report: Mapping[str, Any], main: str = "main") -> str:
             rows,
         ),
     ]
-    review = sorted({s["branch"] for s in sheets if s.get("commit") and s["branch"] != main})
-    if review:
+    branches = sorted({s["branch"] for s in sheets if s.get("commit") and s["branch"] != main})
+    if branches:
         parts.append(
             "To merge after review: run the **merge data** workflow with the branch "
-            + ", ".join(f"`{b}`" for b in review)
+            + ", ".join(f"`{b}`" for b in branches)
             + " (or `platform-kit data merge BRANCH --notify`)."
+        )
+    for sheet, diff in sorted((review or {}).items()):
+        if diff.get("error"):
+            parts.append(f"### review {sheet}: not available ({cell(diff['error'])})")
+            continue
+        head = (
+            f"### review {sheet}: `{diff['branch']}` against `{diff['base']}`: "
+            f"+{diff['added']} ~{diff['modified']} -{diff['deleted']} rows"
+        )
+        cells = diff.get("cells") or []
+        parts.append(
+            head
+            + (
+                "\n\nChanged cells of the first modified rows:\n\n"
+                + table(["row key", "column", "before", "after"], cells)
+                if cells
+                else ""
+            )
         )
     for s in sheets:
         for kind in ("added", "changed", "deleted"):

@@ -153,6 +153,9 @@ def test_a_pipeline_run_writes_its_summaries(services: Services, tmp_path: Path)
     assert "### examples: changed rows (1 of 1)" in review and "refund invoice refund" in review
     assert "### examples: deleted rows (1 of 1)" in review and "globex-029" in review
     assert "merge data** workflow with the branch `sheets/examples`" in review
+    # What merging the branch would change in main, cell by cell.
+    assert "### review examples: `sheets/examples` against `main`: +0 ~1 -1 rows" in review
+    assert "| acme-003 | text | card refund invoice | refund invoice refund |" in review
 
     # plan --format github: every model, why, and the jobs.
     env = actions_env(tmp_path, "plan", run_id)
