@@ -108,6 +108,9 @@ if [ "${ACT_TARGET:-local}" = prod ]; then
   printf '%s\n' "PLATFORM_KIT_CONFIG=project/platform.yaml" "MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI" \
     "MLFLOW_TRACKING_USERNAME=$MLFLOW_TRACKING_USERNAME" >"$WORK/prod/vars.env"
   settings=(--secret-file "$WORK/prod/secrets.env" --var-file "$WORK/prod/vars.env")
+  # The runner's engine holds the serving base image, as a team's runner has it pulled; nothing
+  # can be pulled here, and building the local stand-in takes root (debootstrap).
+  bash platform_kit/assets/base/build.sh >/dev/null
   if [ "$(id -u)" = 0 ] && [ "$PK_RUNNER_USER" != root ]; then
     # The jobs run as the runner user, with its own virtualenv and act.
     bash infra/prod-up.sh runner-venv
