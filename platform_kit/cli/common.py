@@ -16,7 +16,7 @@ from rich.table import Table
 
 from platform_kit import env, summary
 from platform_kit.config import DEFAULT_CONFIG, Config, FileSource, load_config
-from platform_kit.errors import ConfigError, ValidationError
+from platform_kit.errors import ConfigError, PlatformKitError, ValidationError
 from platform_kit.project import NOTHING, Project
 from platform_kit.workflow_commands import annotation, in_ci
 
@@ -129,8 +129,14 @@ def note(message: str) -> None:
 def write_summary(args: argparse.Namespace, markdown: Callable[[], str]) -> None:
     """Append the command's Markdown summary to --summary FILE and, in GitHub Actions, to
     $GITHUB_STEP_SUMMARY; ``markdown`` is only called when there is somewhere to write."""
-    if summary.targets(getattr(args, "summary", None)):
-        summary.write(markdown(), getattr(args, "summary", None))
+    if not summary.targets(getattr(args, "summary", None)):
+        return
+    try:
+        text = markdown()
+    except PlatformKitError as exc:  # the command did its work: a summary never fails it
+        note(f"no job summary: {env.redact(str(exc))}")
+        return
+    summary.write(text, getattr(args, "summary", None))
 
 
 class Stages:
