@@ -236,3 +236,19 @@ def test_run_summary_holds_each_stage() -> None:
     assert "### plan: 1 of 1 models to train" in text and "### jobs" not in text
     assert "[v1](http://mlflow:5000/#/models/m/versions/1)" in text
     assert text.endswith("### release\n\nskipped: --no-release")
+
+
+def test_a_summary_that_cannot_be_built_never_fails_the_command(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from platform_kit.cli.common import write_summary
+    from platform_kit.errors import TrackingError
+
+    def broken() -> str:
+        raise TrackingError("MLflow is unreachable")
+
+    write_summary(argparse.Namespace(summary=str(tmp_path / "s.md")), broken)
+    assert not (tmp_path / "s.md").exists()
+    assert "no job summary: MLflow is unreachable" in capsys.readouterr().err
