@@ -28,6 +28,7 @@ from platform_kit.cli import (
     model,
     plan,
     release,
+    reproduce,
     run,
     services,
     sync,
@@ -36,7 +37,20 @@ from platform_kit.cli import (
 from platform_kit.cli.common import apply_global_defaults, global_flags, stderr
 from platform_kit.errors import PlatformKitError
 
-COMMANDS = (init, services, sync, data, plan, train, run, release, model, lineage, github)
+COMMANDS = (
+    init,
+    services,
+    sync,
+    data,
+    plan,
+    train,
+    run,
+    release,
+    model,
+    lineage,
+    reproduce,
+    github,
+)
 EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE: a bug in the kit, not in the user's input
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
