@@ -72,6 +72,12 @@ def tree(result: Lineage) -> Tree:
         node = root.add(f"[bold]{v.name}[/] v{v.version}" + (f"  ({metrics})" if metrics else ""))
         run_node = node.add(f"run {v.run_id or '?'}")
         run_node.add(f"code  git {v.git_sha[:12] or '?'}")
+        if v.environment:
+            run_node.add(
+                "env   "
+                + ", ".join(f"{k.removeprefix('env.')} {x}" for k, x in v.environment.items()),
+                highlight=False,
+            )
         data = run_node.add(
             f"data  dolt {v.dolt_commit[:12] or '?'} on {v.dolt_branch or '?'}, "
             f"fingerprint {v.fingerprint[:12] or '?'}"

@@ -7,7 +7,7 @@ import argparse
 from platform_kit.cli.common import emit, note, project_of, stdout
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs
-from platform_kit.reproduce import Reproduction, reproduce
+from platform_kit.reproduce import Reproduction, parse_ref, reproduce
 
 EXIT_DIFFERS = 1
 
@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
+    parse_ref(args.ref)  # a bad REF is named before any server is asked
     project = project_of(args)
     note(f"reproducing {args.ref}: checking out its code, reading its data, retraining...")
     result = reproduce(project.config, project.store, project.models, args.ref)
