@@ -31,7 +31,7 @@ help:
 $(STAMP): pyproject.toml $(LOCK) requirements-uv.lock
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --disable-pip-version-check --require-hashes -r requirements-uv.lock
-	$(UV) pip install -q --python $(PY) --require-hashes -r $(LOCK)
+	$(UV) pip sync -q --python $(PY) --require-hashes $(LOCK)
 	$(UV) pip install -q --python $(PY) --no-deps -e .
 	@echo "sha256:$$(sha256sum $(LOCK) | cut -d' ' -f1) $(LOCK)" >$(VENV)/platform-kit-lock.txt
 	@rm -f $(VENV)/.platform-kit-* && touch $@
