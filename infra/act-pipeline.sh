@@ -114,7 +114,7 @@ if [ "$JOB_VENV" = "$WORK/venv" ] && [ ! -x "$WORK/venv/bin/python" ]; then
 fi
 
 args=(-W .github/workflows/pipeline.yml -P self-hosted=-self-hosted --pull=false
-  "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV" "$@")
+  "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV" --env PLATFORM_KIT_TORCH=preinstalled "$@")
 export PATH="$JOB_VENV/bin:$PATH"
 case "$TRIGGER" in
   dispatch)
