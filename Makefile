@@ -17,6 +17,8 @@ DEPS_HASH := $(shell cat pyproject.toml $(LOCK) requirements-uv.lock | sha1sum |
 STAMP := $(VENV)/.platform-kit-$(DEPS_HASH)
 UV := $(VENV)/bin/uv
 TOOLS := $(CACHE)/lock-tools
+# `make lock` keeps the pins it can; LOCK_FLAGS=--upgrade takes the newest allowed versions.
+LOCK_FLAGS ?=
 export PATH := $(VENV)/bin:$(CACHE)/bin:$(PATH)
 PYTEST_ARGS ?=
 
@@ -49,7 +51,7 @@ lock:
 	@test -x $(TOOLS)/bin/uv || { python3 -m venv $(TOOLS) && $(TOOLS)/bin/pip install -q --require-hashes -r requirements-uv.lock; }
 	$(TOOLS)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
 		requirements-uv.in -o requirements-uv.lock
-	$(TOOLS)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
+	$(TOOLS)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes $(LOCK_FLAGS) \
 		--extra test pyproject.toml -o requirements-test.lock
 	$(TOOLS)/bin/uv pip compile -q --universal --python-version 3.11 --generate-hashes \
 		-c requirements-test.lock pyproject.toml -o requirements.lock
