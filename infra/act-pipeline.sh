@@ -106,7 +106,9 @@ ACT_CMD=(runuser -u "$PK_RUNNER_USER" -- env HOME="$PK_RUNNER_HOME"
 unset MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD \
   $(compgen -v | grep -E '^PK_')
 
-args=(-P self-hosted=-self-hosted --pull=false "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV")
+# The layered venv above already holds the locked dependencies: install-kit adds the checkout.
+args=(-P self-hosted=-self-hosted --pull=false "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV"
+  --env PLATFORM_KIT_TORCH=preinstalled)
 export PATH="$JOB_VENV/bin:$PATH"
 cd "$repo"
 case "$TRIGGER" in

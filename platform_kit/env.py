@@ -39,6 +39,9 @@ MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
 # Where docker keeps config.json (its credentials); the registry client reads it as docker does.
 DOCKER_CONFIG = "DOCKER_CONFIG"
+# The hash of the lockfile the kit was installed from; overrides the one the install recorded
+# (<venv>/platform-kit-lock.txt, written by 'make venv' and the install-kit action).
+PLATFORM_KIT_LOCK_HASH = "PLATFORM_KIT_LOCK_HASH"
 # Set by CI: a test whose service is missing fails instead of skipping.
 CI = "CI"
 

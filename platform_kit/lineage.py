@@ -17,7 +17,7 @@ from platform_kit.errors import UsageError
 from platform_kit.store.base import Store
 from platform_kit.tracking.registry import ModelRegistry
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
-from platform_kit.tracking.tags import DOLT_BRANCH, DOLT_COMMIT, FINGERPRINT, GIT_SHA
+from platform_kit.tracking.tags import DOLT_BRANCH, DOLT_COMMIT, ENV_PREFIX, FINGERPRINT, GIT_SHA
 
 _SYNC_MESSAGE = re.compile(
     r"^sync (?P<sheet>\S+): \+(?P<added>\d+) ~(?P<changed>\d+) -(?P<deleted>\d+) rows "
@@ -48,6 +48,7 @@ class VersionLineage:
     fingerprint: str
     metrics: dict[str, float] = field(default_factory=dict)
     syncs: list[SheetSync] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # the env.* tags
 
 
 @dataclass
@@ -130,6 +131,7 @@ def _version(registry: ModelRegistry, store: Store, name: str, version: int) -> 
         fingerprint=info.tags.get(FINGERPRINT, ""),
         metrics=info.metrics,
         syncs=sheet_syncs(store, commit) if commit else [],
+        environment={k: v for k, v in sorted(info.tags.items()) if k.startswith(ENV_PREFIX)},
     )
 
 

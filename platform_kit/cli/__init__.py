@@ -28,6 +28,7 @@ from platform_kit.cli import (
     model,
     plan,
     release,
+    reproduce,
     run,
     services,
     summary,
@@ -49,6 +50,7 @@ COMMANDS = (
     model,
     lineage,
     github,
+    reproduce,
     summary,
 )
 EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE: a bug in the kit, not in the user's input

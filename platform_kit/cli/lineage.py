@@ -114,6 +114,12 @@ def tree(result: Lineage, links: summary.Links | None = None) -> Tree:
             f"run {v.run_id or '?'}" + (f"  {links.run(v.run_id)}" if links and links.base else "")
         )
         run_node.add(f"code  git {v.git_sha[:12] or '?'}")
+        if v.environment:
+            run_node.add(
+                "env   "
+                + ", ".join(f"{k.removeprefix('env.')} {x}" for k, x in v.environment.items()),
+                highlight=False,
+            )
         data = run_node.add(
             f"data  dolt {v.dolt_commit[:12] or '?'} on {v.dolt_branch or '?'}, "
             f"fingerprint {v.fingerprint[:12] or '?'}"

@@ -97,6 +97,8 @@ def act(
         "--env",
         f"PLATFORM_KIT_VENV={recorder}",
         "--env",
+        "PLATFORM_KIT_TORCH=cuda",
+        "--env",
         f"WIRING_RECORD={record}",
         "--env",
         f"WIRING_SECRETS={json.dumps(SECRETS)}",
@@ -141,7 +143,7 @@ def expect_mlflow(env: dict[str, str]) -> None:
 
 def expect_installs_without_secrets(calls: list[dict[str, Any]], jobs: int) -> None:
     installs = [c for c in calls if c["what"] == "install"]
-    assert len(installs) == jobs
+    assert len(installs) == jobs * 3  # uv from its lock, the kit's lock, the checkout
     assert all(c["seen"] == [] and "DOLT_PASSWORD" not in c["env"] for c in installs)
 
 
