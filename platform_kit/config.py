@@ -122,9 +122,15 @@ class SheetConfig:
 
 @dataclass(frozen=True)
 class CommandTrainer:
-    """Any program: ``{data}`` and ``{out}`` in the command are replaced by paths."""
+    """Any program: ``{data}`` and ``{out}`` in the command are replaced by paths.
+
+    ``deterministic``: its output is bit-for-bit the same for the same rows and code;
+    otherwise ``tolerance`` is how far a retraining's metrics may differ (``reproduce``).
+    """
 
     command: str
+    deterministic: bool = False
+    tolerance: float = 0.0
 
 
 Trainer = str | CommandTrainer  # "package.module:function" or a command
@@ -544,8 +550,17 @@ class _Reader:
 
     def trainer(self, node: _Node) -> Trainer:
         if isinstance(node.node, yaml.MappingNode):
-            f = self.mapping(node, ("command",), ())
-            return CommandTrainer(command=self.string(f["command"]))
+            f = self.mapping(node, ("command",), ("deterministic", "tolerance"))
+            tolerance = self.optional(f, "tolerance", lambda n: self.scalar(n, float, "a number"))
+            return CommandTrainer(
+                command=self.string(f["command"]),
+                deterministic=bool(
+                    self.optional(
+                        f, "deterministic", lambda n: self.scalar(n, bool, "true or false")
+                    )
+                ),
+                tolerance=tolerance or 0.0,
+            )
         value = self.string(node)
         if not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", value):
             raise self.error(node, "expected 'package.module:function' or {command: '...'}")

@@ -16,6 +16,12 @@ GITHUB_WORKFLOW = "GITHUB_WORKFLOW"
 GITHUB_OUTPUT = "GITHUB_OUTPUT"
 GITHUB_ACTIONS = "GITHUB_ACTIONS"
 GITHUB_ACTOR = "GITHUB_ACTOR"  # who started the run: recorded as who deployed
+# Where a step appends its Markdown job summary (GitHub Actions and act set it per step).
+GITHUB_STEP_SUMMARY = "GITHUB_STEP_SUMMARY"
+GITHUB_JOB = "GITHUB_JOB"
+# A directory that also gets a copy of every job summary, one file per summary (act empties
+# $GITHUB_STEP_SUMMARY at each step and deletes it with the job: infra/act-pipeline.sh keeps them).
+PLATFORM_KIT_SUMMARY_DIR = "PLATFORM_KIT_SUMMARY_DIR"
 # The user and password for dolt.server; DOLT_USER replaces the user its URL names.
 DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"
@@ -28,10 +34,15 @@ MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
 MLFLOW_TRACKING_USERNAME = "MLFLOW_TRACKING_USERNAME"
 MLFLOW_TRACKING_PASSWORD = "MLFLOW_TRACKING_PASSWORD"
+# MLflow's tqdm bars for artifact transfers redraw with carriage returns; off in CI logs.
+MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
 # The cache shared by projects: the dolt binary (install-dolt.sh), wheels and models of releases.
 PLATFORM_KIT_CACHE = "PLATFORM_KIT_CACHE"
 # Where docker keeps config.json (its credentials); the registry client reads it as docker does.
 DOCKER_CONFIG = "DOCKER_CONFIG"
+# The hash of the lockfile the kit was installed from; overrides the one the install recorded
+# (<venv>/platform-kit-lock.txt, written by 'make venv' and the install-kit action).
+PLATFORM_KIT_LOCK_HASH = "PLATFORM_KIT_LOCK_HASH"
 # Set by CI: a test whose service is missing fails instead of skipping.
 CI = "CI"
 

@@ -125,3 +125,17 @@ def _code_files(tid: str, root: Path) -> list[Path]:
     if base.is_file():
         return [base]
     return sorted(p for p in base.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def artifact_digest(directory: Path) -> str:
+    """``sha256:<hex>`` over every file under ``directory``: relative paths and bytes, in path
+    order. Two trainings with bit-for-bit equal output have equal digests."""
+    h = hashlib.sha256()
+    if directory.is_dir():
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            name = path.relative_to(directory).as_posix()
+            h.update(f"{len(name)}:{name}:{path.stat().st_size}\n".encode())
+            with path.open("rb") as fh:
+                for block in iter(lambda: fh.read(1 << 20), b""):
+                    h.update(block)
+    return f"sha256:{h.hexdigest()}"

@@ -9,6 +9,7 @@ in ``platform-kit-releases`` named by its tag, with ``manifest.json``), the mode
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -16,7 +17,7 @@ from platform_kit.errors import UsageError
 from platform_kit.store.base import Store
 from platform_kit.tracking.registry import ModelRegistry
 from platform_kit.tracking.releases import ReleaseLog, ReleaseRecord
-from platform_kit.tracking.tags import DOLT_BRANCH, DOLT_COMMIT, FINGERPRINT, GIT_SHA
+from platform_kit.tracking.tags import DOLT_BRANCH, DOLT_COMMIT, ENV_PREFIX, FINGERPRINT, GIT_SHA
 
 _SYNC_MESSAGE = re.compile(
     r"^sync (?P<sheet>\S+): \+(?P<added>\d+) ~(?P<changed>\d+) -(?P<deleted>\d+) rows "
@@ -47,6 +48,7 @@ class VersionLineage:
     fingerprint: str
     metrics: dict[str, float] = field(default_factory=dict)
     syncs: list[SheetSync] = field(default_factory=list)
+    environment: dict[str, str] = field(default_factory=dict)  # the env.* tags
 
 
 @dataclass
@@ -90,6 +92,20 @@ def lineage(ref: str, *, registry: ModelRegistry, releases: ReleaseLog, store: S
     )
 
 
+def of_manifest(
+    tag: str | None,
+    image: str | None,
+    manifest: Mapping[str, str],
+    *,
+    registry: ModelRegistry,
+    store: Store,
+    git_sha: str | None = None,
+) -> Lineage:
+    """The lineage of an image's manifest, recorded as a release or not (yet)."""
+    versions = [_version(registry, store, n, int(v)) for n, v in sorted(manifest.items())]
+    return Lineage(tag, image, git_sha, versions)
+
+
 def releases_using(
     commit: str, *, registry: ModelRegistry, releases: ReleaseLog
 ) -> list[ReleaseRecord]:
@@ -115,6 +131,7 @@ def _version(registry: ModelRegistry, store: Store, name: str, version: int) -> 
         fingerprint=info.tags.get(FINGERPRINT, ""),
         metrics=info.metrics,
         syncs=sheet_syncs(store, commit) if commit else [],
+        environment={k: v for k, v in sorted(info.tags.items()) if k.startswith(ENV_PREFIX)},
     )
 
 
@@ -132,3 +149,64 @@ def sheet_syncs(store: Store, commit: str, limit: int = 500) -> list[SheetSync]:
                 message=entry.message,
             )
     return [latest[s] for s in sorted(latest)]
+
+
+def mermaid(result: Lineage) -> str:
+    """The lineage as a Mermaid flowchart: sheet revisions -> Dolt commits -> model versions
+    -> image (GitHub renders a ``mermaid`` code block in Markdown as this diagram)."""
+    lines = ["flowchart LR"]
+    idents: dict[str, str] = {}  # what a node stands for -> its id
+    nodes: list[str] = []  # declarations, each node declared once
+    edges: list[str] = []
+
+    def node(key: str, label: str, shape: str = "box") -> str:
+        if key not in idents:
+            ident = idents[key] = f"n{len(idents)}"
+            text = _mermaid_text(label)
+            nodes.append(f'{ident}(["{text}"])' if shape == "round" else f'{ident}["{text}"]')
+        return idents[key]
+
+    def edge(a: str, b: str) -> None:
+        line = f"  {a} --> {b}"
+        if line not in edges:
+            edges.append(line)
+
+    image = None
+    if result.release_tag:
+        image = node(
+            f"image:{result.release_tag}",
+            f"image {result.release_image}:{result.release_tag[:12]}",
+            "round",
+        )
+    for v in result.versions:
+        model = node(f"model:{v.name}@{v.version}", f"{v.name} v{v.version}")
+        if image:
+            edge(model, image)
+        if v.dolt_commit:
+            synced = [s.sheet for s in v.syncs if s.commit == v.dolt_commit]
+            trained = node(
+                f"dolt:{v.dolt_commit}",
+                f"Dolt {v.dolt_commit[:12]} on {v.dolt_branch or '?'}"
+                + (f" (sync {', '.join(synced)})" if synced else ""),
+            )
+            edge(trained, model)
+            for sync in v.syncs:
+                commit = node(f"dolt:{sync.commit}", f"Dolt {sync.commit[:12]} sync {sync.sheet}")
+                sheet = node(
+                    f"sheet:{sync.sheet}@{sync.revision}",
+                    f"sheet {sync.sheet} @ {sync.revision or '?'}",
+                    "round",
+                )
+                edge(sheet, commit)
+                if commit != trained:
+                    edge(commit, trained)
+    lines += [f"  {declaration}" for declaration in nodes]
+    lines += edges
+    return "\n".join(lines) + "\n"
+
+
+def _mermaid_text(label: str) -> str:
+    """A label safe inside Mermaid's double quotes (entity codes, as Mermaid documents)."""
+    return (
+        label.replace("&", "#amp;").replace('"', "#quot;").replace("<", "#lt;").replace(">", "#gt;")
+    )

@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import logging
+import sys
 import time
 from collections.abc import Callable
 from typing import TypeVar
+
+from platform_kit import env
+from platform_kit.workflow_commands import annotation
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)
@@ -35,9 +39,12 @@ def retry(
             reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
             if len(reason) > 160:  # urllib3's run to 400 characters; the cause comes last
                 reason = f"{reason[:100]} ... {reason[-50:]}"
-            log.warning(
-                "%s failed (%s); retry %d/%d in %.1fs", what, reason, attempt, attempts - 1, delay
-            )
+            line = f"{what} failed ({reason}); retry {attempt}/{attempts - 1} in {delay:.1f}s"
+            if env.in_github_actions():  # an annotation on the run's page, not only in the log
+                sys.stderr.write(annotation("warning", env.redact(line), title="retry") + "\n")
+                sys.stderr.flush()
+            else:
+                log.warning("%s", line)
             sleep(delay)
             delay = min(delay * 2, max_delay)
     raise AssertionError("unreachable")

@@ -14,8 +14,10 @@ An exported model is a directory holding:
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import zipfile
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,9 +66,8 @@ class BowModel:
             "ngrams": self.ngrams,
         }
         (directory / MODEL_FILE).write_text(json.dumps(meta, indent=2) + "\n")
-        np.savez(
-            directory / WEIGHTS_FILE, embedding=self.embedding, weight=self.weight, bias=self.bias
-        )
+        arrays = {"embedding": self.embedding, "weight": self.weight, "bias": self.bias}
+        _save_npz(directory / WEIGHTS_FILE, arrays)
 
     @classmethod
     def load(cls, directory: Path) -> BowModel:
@@ -117,3 +118,14 @@ class BowModel:
                 }
             )
         return out
+
+
+def _save_npz(path: Path, arrays: dict[str, npt.NDArray[np.float32]]) -> None:
+    """np.savez's format with fixed entry timestamps: equal weights give equal bytes (np.savez
+    stamps each entry with the current time, so no two trainings would be bit-for-bit equal)."""
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+        for name, array in arrays.items():
+            buffer = io.BytesIO()
+            np.lib.format.write_array(buffer, np.asarray(array), allow_pickle=False)
+            info = zipfile.ZipInfo(f"{name}.npy", date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, buffer.getvalue())

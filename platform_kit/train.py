@@ -302,6 +302,7 @@ class TrainRun:
                 return
             outcome = _outcome(future, result.name)
             result.seconds = outcome.seconds
+            job.tags.update(outcome.tags)  # env.*, artifact digest, determinism (workers.py)
             if outcome.metrics is None:
                 result.fail(outcome.error or "failed")
                 artifacts = job.out_dir if job.out_dir.is_dir() else None

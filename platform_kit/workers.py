@@ -24,13 +24,16 @@ import time
 import traceback
 from collections.abc import Mapping, Sequence
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from platform_kit import environment
 from platform_kit.config import CommandTrainer, Trainer
+from platform_kit.fingerprints import artifact_digest
 from platform_kit.store.base import Row
+from platform_kit.tracking import tags
 
 
 @dataclass(frozen=True)
@@ -53,6 +56,9 @@ class Outcome:
     metrics: dict[str, float] | None
     error: str | None
     seconds: float
+    # How the model was made, for its run and version: the environment (env.*), the artifacts'
+    # digest and the trainer's determinism declaration (see made_tags).
+    tags: dict[str, str] = field(default_factory=dict)
 
 
 # ---------------------------------------------------------------------------- in the worker
@@ -92,11 +98,16 @@ def run_task(task: Task) -> Outcome:
     try:
         if isinstance(task.trainer, CommandTrainer):
             metrics = _run_command(task.trainer.command, task.rows, out_dir, Path(task.root))
+            declared = (task.trainer.deterministic, task.trainer.tolerance)
         else:
             _one_torch_thread()
             module_name, function_name = task.trainer.split(":", 1)
-            function = getattr(importlib.import_module(module_name), function_name)
-            metrics = function(task.rows, dict(task.params), out_dir)
+            module = importlib.import_module(module_name)
+            metrics = getattr(module, function_name)(task.rows, dict(task.params), out_dir)
+            declared = (
+                bool(getattr(module, "DETERMINISTIC", False)),
+                float(getattr(module, "TOLERANCE", 0.0)),
+            )
         clean = _numbers(metrics, task.name)
     except Exception as exc:
         where = traceback.extract_tb(exc.__traceback__)[-1:] if exc.__traceback__ else []
@@ -104,7 +115,20 @@ def run_task(task: Task) -> Outcome:
         return Outcome(
             task.name, None, f"{type(exc).__name__}: {exc}{at}", time.perf_counter() - started
         )
-    return Outcome(task.name, clean, None, time.perf_counter() - started)
+    seconds = time.perf_counter() - started
+    return Outcome(task.name, clean, None, seconds, made_tags(out_dir, *declared))
+
+
+def made_tags(out_dir: Path, deterministic: bool, tolerance: float) -> dict[str, str]:
+    """The tags saying how a model was made: where, with what output, and how exactly a
+    retraining must match it (a trainer declares itself deterministic, or a metric tolerance:
+    ``DETERMINISTIC``/``TOLERANCE`` in a Python trainer's module, the same keys of a command)."""
+    return {
+        **environment.describe(),
+        tags.ARTIFACT_DIGEST: artifact_digest(out_dir),
+        tags.DETERMINISTIC: "true" if deterministic else "false",
+        tags.TOLERANCE: repr(float(tolerance)),
+    }
 
 
 def _numbers(metrics: Any, name: str) -> dict[str, float]:

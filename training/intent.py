@@ -19,6 +19,10 @@ from typing import Any
 
 from training.bow import BowModel, featurize
 
+# Bit-for-bit the same model for the same rows, params and environment: seeded, one thread per
+# worker (the kit's), deterministic algorithms on CUDA. 'platform-kit reproduce' relies on it.
+DETERMINISTIC = True
+
 DEFAULTS: dict[str, Any] = {
     "epochs": 5,
     "lr": 0.01,
@@ -73,6 +77,8 @@ def train(
     buckets, dim, ngrams = int(p["buckets"]), int(p["dim"]), int(p["ngrams"])
     torch.manual_seed(seed)
     torch.use_deterministic_algorithms(True, warn_only=True)
+    if torch.cuda.is_available():
+        torch.backends.cudnn.benchmark = False
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     labels = sorted({str(r[label_column]) for r in rows})

@@ -193,8 +193,8 @@ fi
 [ -z "$TARBALL" ] || verify_tarball
 
 # -- one runner: its directory, its own settings, its own virtualenv, registration, service
-add_runner() {  # add_runner NAME LABELS CUDA_VISIBLE_DEVICES ACCOUNT
-  local name="$1" labels="$2" devices="$3" account="$4"
+add_runner() {  # add_runner NAME LABELS CUDA_VISIBLE_DEVICES ACCOUNT TORCH(cpu|cuda)
+  local name="$1" labels="$2" devices="$3" account="$4" torch="$5"
   local dir="$ROOT/$name"
   mkdir -p "$dir"
   # Which account runs this runner: a drop-in per instance (the template's User= is the GPU one).
@@ -210,6 +210,8 @@ add_runner() {  # add_runner NAME LABELS CUDA_VISIBLE_DEVICES ACCOUNT
     echo "# written by setup-runner.sh; shared settings are in $ETC/runner.env"
     echo "PLATFORM_KIT_VENV=$dir/venv"
     echo "CUDA_VISIBLE_DEVICES=$devices"
+    # Which lockfile install-kit installs: PyTorch's CUDA build, or its CPU-only one.
+    echo "PLATFORM_KIT_TORCH=$torch"
   } >"$ETC/runner-$name.env"
   # The runner gives jobs the PATH in its .path file and the variables in its .env file.
   echo "$dir/venv/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" >"$dir/.path"
@@ -233,11 +235,11 @@ add_runner() {  # add_runner NAME LABELS CUDA_VISIBLE_DEVICES ACCOUNT
 }
 
 for index in "${GPU_INDICES[@]}"; do
-  add_runner "gpu-$index" "self-hosted,linux,gpu" "$index" "$GPU_USER"
+  add_runner "gpu-$index" "self-hosted,linux,gpu" "$index" "$GPU_USER" cuda
 done
 for ((i = 0; i < CPU_RUNNERS; i++)); do
   # An empty CUDA_VISIBLE_DEVICES hides every GPU from CPU jobs.
-  add_runner "cpu-$i" "self-hosted,linux,cpu" "" "$CPU_USER"
+  add_runner "cpu-$i" "self-hosted,linux,cpu" "" "$CPU_USER" cpu
 done
 mode=$([ "$EPHEMERAL" = 1 ] && echo "just-in-time (one job each)" || echo persistent)
 say "done: ${#GPU_INDICES[@]} GPU and $CPU_RUNNERS CPU runners under $ROOT, $mode"

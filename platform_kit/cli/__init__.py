@@ -28,15 +28,31 @@ from platform_kit.cli import (
     model,
     plan,
     release,
+    reproduce,
     run,
     services,
+    summary,
     sync,
     train,
 )
-from platform_kit.cli.common import apply_global_defaults, global_flags, stderr
+from platform_kit.cli.common import annotate_error, apply_global_defaults, global_flags, stderr
 from platform_kit.errors import PlatformKitError
 
-COMMANDS = (init, services, sync, data, plan, train, run, release, model, lineage, github)
+COMMANDS = (
+    init,
+    services,
+    sync,
+    data,
+    plan,
+    train,
+    run,
+    release,
+    model,
+    lineage,
+    github,
+    reproduce,
+    summary,
+)
 EXIT_INTERNAL_ERROR = 70  # sysexits.h EX_SOFTWARE: a bug in the kit, not in the user's input
 EXIT_INTERRUPTED = 130  # 128 + SIGINT
 EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE
@@ -79,6 +95,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.verbose:
             stderr.print(env.redact(traceback.format_exc()), markup=False)
         stderr.print(f"error: {env.redact(str(exc))}", markup=False)
+        annotate_error(args, exc)
         return exc.exit_code
     except KeyboardInterrupt:
         stderr.print("interrupted", markup=False)

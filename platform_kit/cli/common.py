@@ -4,31 +4,48 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from platform_kit.config import DEFAULT_CONFIG, Config, load_config
+from platform_kit import env, summary
+from platform_kit.config import DEFAULT_CONFIG, Config, FileSource, load_config
+from platform_kit.errors import ConfigError, PlatformKitError, ValidationError
 from platform_kit.project import NOTHING, Project
+from platform_kit.workflow_commands import annotation, in_ci
 
 # stdout carries results (and only JSON with --json); progress and notes go to stderr.
 # Piped or captured (CI logs, `| less`), rich would cut trees and tables at 80 columns.
 _PIPED_WIDTH = 160
+# In CI (GitHub Actions, act: which may give a job a terminal) nothing is redrawn: no live
+# progress bars, no cursor moves, plain lines a log keeps.
+CI = in_ci()
+if CI:
+    os.environ.setdefault(env.MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR, "false")
 stdout = Console(
-    highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else _PIPED_WIDTH
+    highlight=False,
+    soft_wrap=True,
+    width=None if sys.stdout.isatty() and not CI else _PIPED_WIDTH,
+    force_terminal=False if CI else None,
+    force_interactive=False if CI else None,
 )
 stderr = Console(
     stderr=True,
     highlight=False,
     soft_wrap=True,
-    width=None if sys.stderr.isatty() else _PIPED_WIDTH,
+    width=None if sys.stderr.isatty() and not CI else _PIPED_WIDTH,
+    force_terminal=False if CI else None,
+    force_interactive=False if CI else None,
 )
 
 
-GLOBAL_DEFAULTS = {"config": DEFAULT_CONFIG, "json": False, "verbose": False}
+GLOBAL_DEFAULTS = {"config": DEFAULT_CONFIG, "json": False, "verbose": False, "summary": None}
 
 
 def global_flags() -> argparse.ArgumentParser:
@@ -57,6 +74,13 @@ def global_flags() -> argparse.ArgumentParser:
         action="store_true",
         default=argparse.SUPPRESS,
         help="tracebacks and debug logs",
+    )
+    parent.add_argument(
+        "--summary",
+        default=argparse.SUPPRESS,
+        metavar="FILE",
+        help="append a Markdown summary of what the command did to FILE (in GitHub Actions it "
+        "also goes to $GITHUB_STEP_SUMMARY)",
     )
     return parent
 
@@ -100,3 +124,103 @@ def table(title: str | None, columns: list[str], rows: list[list[Any]]) -> Table
 def note(message: str) -> None:
     """A line for people on stderr, never mixed into --json output."""
     stderr.print(message)
+
+
+def write_summary(args: argparse.Namespace, markdown: Callable[[], str]) -> None:
+    """Append the command's Markdown summary to --summary FILE and, in GitHub Actions, to
+    $GITHUB_STEP_SUMMARY; ``markdown`` is only called when there is somewhere to write."""
+    if not summary.targets(getattr(args, "summary", None)):
+        return
+    try:
+        text = markdown()
+    except PlatformKitError as exc:  # the command did its work: a summary never fails it
+        note(f"no job summary: {env.redact(str(exc))}")
+        return
+    summary.write(text, getattr(args, "summary", None))
+
+
+class Stages:
+    """Lines of a multi-stage command: in GitHub Actions each stage is a ``::group::`` (opened
+    when its first line comes, closed when the next stage starts or the command ends)."""
+
+    def __init__(self) -> None:
+        self.current: str | None = None
+
+    def say(self, stage: str, line: str) -> None:
+        if env.in_github_actions() and stage != self.current:
+            self.close()
+            stderr.file.write(f"::group::{stage}\n")
+            self.current = stage
+        note(f"[bold]{stage:>8}[/]  {line}")
+
+    def close(self) -> None:
+        if self.current is not None:
+            stderr.file.write("::endgroup::\n")
+            stderr.file.flush()
+            self.current = None
+
+    def __enter__(self) -> Stages:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+_WHERE = re.compile(
+    r"^sheet '(?P<sheet>[^']+)'(?:, row (?P<row>\d+))?(?:, column (?P<column>[^:]+))?: "
+    r"(?P<message>.*)$"
+)
+
+
+def annotate_error(args: argparse.Namespace, exc: BaseException) -> None:
+    """:func:`annotate` with the command's config, when it loads (for the sheets' files)."""
+    if not env.in_github_actions() or not isinstance(exc, ValidationError):
+        return
+    try:
+        config: Config | None = config_of(args)
+    except Exception:  # the error may be the config itself; annotate without files
+        config = None
+    annotate(exc, config)
+
+
+def annotate(exc: BaseException, config: Config | None = None) -> None:
+    """In GitHub Actions, an ``::error::`` annotation per validation problem, titled with the
+    sheet, row and column; with the file and line where the sheet is a file in the repository."""
+    if not env.in_github_actions() or not isinstance(exc, ValidationError):
+        return
+    problems = exc.problems or [str(exc)]
+    for problem in problems:
+        match = _WHERE.match(problem)
+        props: dict[str, str] = {}
+        if match:
+            where = [f"sheet {match['sheet']}"]
+            if match["row"]:
+                where.append(f"row {match['row']}")
+            if match["column"]:
+                where.append(f"column {match['column'].strip(chr(39))}")
+            props["title"] = ", ".join(where)
+            path = _sheet_file(config, match["sheet"])
+            if path:
+                props["file"] = path
+                if match["row"]:
+                    props["line"] = match["row"]
+        stderr.file.write(annotation("error", env.redact(problem), **props) + "\n")
+    stderr.file.flush()
+
+
+def _sheet_file(config: Config | None, sheet: str) -> str | None:
+    """The sheet's source file relative to the repository (the working directory), if any."""
+    if config is None:
+        return None
+    try:
+        source = config.sheet(sheet).source
+    except ConfigError:
+        return None
+    # A CSV's row N is its line N (row 1: the header); an XLSX or a Google sheet has no lines.
+    if not isinstance(source, FileSource) or source.file.suffix.lower() != ".csv":
+        return None
+    path = source.file if source.file.is_absolute() else config.root / source.file
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return None

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from platform_kit import data
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import data, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs
 from platform_kit.store.base import RowChange
@@ -82,6 +82,7 @@ def run(args: argparse.Namespace) -> int:
                 else f"nothing to merge: {body['into']} already has {args.branch}"
             ),
         )
+        write_summary(args, lambda: summary.merge(body))
     elif args.action == "pull":
         data.require_remote(config)
         store.create_database()  # a first pull clones

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 
-from platform_kit import data, env
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import data, env, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.endpoints import Service
 from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
 from platform_kit.plan_inputs import plan_training
@@ -44,11 +45,14 @@ def run(args: argparse.Namespace) -> int:
         config, store, project.models, from_ref=from_ref, to_ref=to_ref, force=args.force
     )
     shards = shard_plan(plan, args.max_jobs, force=args.force)
-    summary = PlanSummary.of(plan).line()
+    line = PlanSummary.of(plan).line()
+    write_summary(
+        args, lambda: summary.plan(plan.to_json(), [json.loads(s.to_json()) for s in shards])
+    )
     if args.format == "github":
         # The commit too: the release resolves the models at the commit the plan trained.
         _write_github_output(github_output(shards) + f"commit={plan.to_commit}\n")
-        note(f"{len(plan.to_train)} to train in {len(shards)} jobs ({summary})")
+        note(f"{len(plan.to_train)} to train in {len(shards)} jobs ({line})")
         return 0
     if args.format == "json" or args.json:
         args.json = True
@@ -56,7 +60,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     _render(plan)
     note(
-        f"{len(plan.to_train)} to train at {plan.to_commit[:12]} ({summary}); "
+        f"{len(plan.to_train)} to train at {plan.to_commit[:12]} ({line}); "
         f"read the rows of {len(plan.refingerprinted)}"
     )
     return 0

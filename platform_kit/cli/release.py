@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from platform_kit import data, env, release
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import data, env, release, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
+from platform_kit.cli.lineage import release_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
 
@@ -94,11 +95,14 @@ def _build(args: argparse.Namespace, project: Project) -> None:
         )
     out = result.to_json()
     _github_output(tag=result.tag)  # pipeline.yml deploys the tag its release job built
-    if args.deploy:
-        moved = _move(project, result.tag, rollback=False)
+    moved = _move(project, result.tag, rollback=False) if args.deploy else None
+    if moved is not None:
         out["deploy"] = moved.to_json()
         line += "\n" + _moved_line(moved)
     emit(args, out, lambda: note(line))
+    write_summary(args, lambda: release_summary(project, result.to_json()))
+    if moved is not None:
+        write_summary(args, lambda: _move_summary(moved))
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
@@ -152,6 +156,18 @@ def _github_output(**values: str) -> None:
 def _deploy(args: argparse.Namespace, project: Project) -> None:
     result = _move(project, args.tag, rollback=args.action == "rollback")
     emit(args, result.to_json(), lambda: note(_moved_line(result)))
+    write_summary(args, lambda: _move_summary(result))
+
+
+def _move_summary(result: release.DeployResult) -> str:
+    before = result.previous_tag and f"{result.image}:{result.previous_tag}"
+    return summary.deploy(
+        before or result.previous_digest,
+        f"{result.image}:{result.tag}",
+        target=result.production,
+        action="rollback" if result.rollback else "deploy",
+        detail="" if result.moved else "Production already pointed there: nothing moved.",
+    )
 
 
 def _move(project: Project, tag: str, *, rollback: bool) -> release.DeployResult:

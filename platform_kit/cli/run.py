@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from platform_kit.cli.common import emit, note, project_of, stdout
+from platform_kit import summary
+from platform_kit.cli.common import Stages, emit, project_of, stdout, write_summary
 from platform_kit.cli.train import progress_bar
 from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError
@@ -29,15 +30,17 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     project = project_of(args)
-    with progress_bar() as bar:
+    with Stages() as stages, progress_bar() as bar:
         report = run_pipeline(
             project,
             workers=args.workers,
             release=not args.no_release,
-            say=lambda stage, line: note(f"[bold]{stage:>8}[/]  {line}"),
+            say=stages.say,
             progress=bar,
         )
     emit(args, report.to_json(), lambda: _summary(report))
+    links = summary.Links(project.mlflow_uri)
+    write_summary(args, lambda: summary.run(report.to_json(), links))
     if report.failed:
         raise TrainingError(
             f"{len(report.failed)} model(s) failed to train: {', '.join(report.failed[:10])}",

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
-from platform_kit import data
-from platform_kit.cli.common import emit, note, project_of, stdout, table
+from platform_kit import data, summary
+from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.endpoints import Service
-from platform_kit.errors import UsageError
+from platform_kit.errors import PlatformKitError, UsageError
 from platform_kit.project import Needs
+from platform_kit.store.base import Store
 from platform_kit.sync import SyncReport, sync
 
 
@@ -69,6 +71,8 @@ def run(args: argparse.Namespace) -> int:
         render_pushed(pushed)
 
     emit(args, body, human)
+    main = project.config.dolt.main_branch
+    write_summary(args, lambda: summary.sync(report.to_json(), main, review(store, report, main)))
     return 0
 
 
@@ -83,6 +87,39 @@ def render_pushed(pushed: list[data.Pushed]) -> None:
                 "remote (its pull request, or DOLT_MERGE there)",
                 markup=False,
             )
+
+
+def review(store: Store, report: SyncReport, main: str) -> dict[str, dict[str, Any]]:
+    """Per synced sheet on a data branch, what merging it would change in main: counts, and the
+    cells of the first modified rows before and after (the summary's review diff)."""
+    out: dict[str, dict[str, Any]] = {}
+    for s in report.sheets:
+        if report.dry_run or not s.commit or s.branch == main:
+            continue
+        try:
+            diffs = store.diff(main, s.branch, tables=[s.table])
+        except PlatformKitError as exc:  # the sync is committed: a summary never fails it
+            out[s.sheet] = {"base": main, "branch": s.branch, "error": str(exc)}
+            continue
+        added = sum(len(d.added) for d in diffs)
+        deleted = sum(len(d.deleted) for d in diffs)
+        modified = [c for d in diffs for c in d.modified]
+        cells = []
+        for change in modified[: summary.SAMPLE_ROWS]:
+            old, new = change.old or {}, change.new or {}
+            for column in new:
+                if old.get(column) != new.get(column):
+                    key = "/".join(str(k) for k in change.key)
+                    cells.append([key, column, old.get(column), new.get(column)])
+        out[s.sheet] = {
+            "base": main,
+            "branch": s.branch,
+            "added": added,
+            "modified": len(modified),
+            "deleted": deleted,
+            "cells": cells,
+        }
+    return out
 
 
 def render(report: SyncReport) -> None:

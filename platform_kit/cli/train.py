@@ -7,8 +7,8 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from platform_kit import data
-from platform_kit.cli.common import emit, note, project_of, stderr, stdout, table
+from platform_kit import data, summary
+from platform_kit.cli.common import emit, note, project_of, stderr, stdout, table, write_summary
 from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError, UsageError
 from platform_kit.plan import Shard
@@ -56,7 +56,10 @@ def run(args: argparse.Namespace) -> int:
             force=args.force,
             progress=progress,
         )
-    emit(args, report.to_json(), lambda: _render(report))
+    links = summary.Links(project.mlflow_uri)
+    emit(args, report.to_json(), lambda: _render(report, links))
+    title = f"train (job {shard.index + 1}/{shard.total})" if shard is not None else "train"
+    write_summary(args, lambda: summary.train(report.to_json(), links, title=title))
     if report.failed:
         names = ", ".join(r.name for r in report.failed[:10])
         more = " ..." if len(report.failed) > 10 else ""
@@ -111,7 +114,7 @@ def _what(result: ModelResult) -> str:
     return result.reason
 
 
-def _render(report: TrainReport) -> None:
+def _render(report: TrainReport, links: summary.Links | None = None) -> None:
     rows = []
     for r in report.results:
         metric = ", ".join(f"{k}={v:.4g}" for k, v in sorted(r.metrics.items())[:3])
@@ -126,6 +129,13 @@ def _render(report: TrainReport) -> None:
             ]
         )
     stdout.print(table(None, ["model", "status", "version", "promoted", "metrics", "why"], rows))
+    for r in report.results:
+        if links is not None and links.base and r.version is not None:  # the MLflow UI
+            stdout.print(
+                f"{r.name} v{r.version}: {links.version(r.name, r.version)}  run: "
+                f"{links.run(r.run_id)}",
+                markup=False,
+            )
     note(
         f"{report.count(ModelStatus.TRAINED)} trained, "
         f"{report.count(ModelStatus.SKIPPED)} skipped, "

@@ -27,6 +27,7 @@ from platform_kit.tracking.registry import (
     LoggedRun,
     ModelRegistry,
     RegisteredModel,
+    RunInfo,
     RunRecord,
     VersionInfo,
 )
@@ -143,6 +144,34 @@ class MlflowModelRegistry(ModelRegistry):
                 return None
             raise
         return _version_info(mv)
+
+    def _runs(self, tags: Mapping[str, str]) -> Iterator[RunInfo]:
+        query = " and ".join(
+            [self._project_filter()]
+            + [f"tags.`{k}` = {quote_string(v)}" for k, v in sorted(tags.items())]
+        )
+        token: str | None = None
+        while True:
+            page = call(
+                lambda t=token: self.client.search_runs(  # type: ignore[misc]
+                    [self.experiment_id()], filter_string=query, max_results=1000, page_token=t
+                ),
+                "search runs",
+            )
+            for run in page:
+                run_tags = dict(run.data.tags or {})
+                yield RunInfo(
+                    run_id=str(run.info.run_id),
+                    name=run_tags.get(T.MODEL_NAME) or str(run.info.run_name or ""),
+                    failed=run.info.status == RunStatus.to_string(RunStatus.FAILED),
+                    tags=run_tags,
+                    metrics={str(k): float(v) for k, v in (run.data.metrics or {}).items()},
+                    start_ms=int(run.info.start_time or 0),
+                    end_ms=int(run.info.end_time or 0),
+                )
+            token = page.token
+            if not token:
+                break
 
     # -- writing
 

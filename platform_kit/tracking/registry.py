@@ -159,6 +159,19 @@ def promoted(version: VersionInfo) -> bool:
 
 
 @dataclass(frozen=True)
+class RunInfo:
+    """A training run as recorded: finished (a version may name it) or failed (tag ``error``)."""
+
+    run_id: str
+    name: str  # the model
+    failed: bool
+    tags: Mapping[str, str]
+    metrics: Mapping[str, float]
+    start_ms: int = 0
+    end_ms: int = 0
+
+
+@dataclass(frozen=True)
 class ModelSummary:
     name: str
     production: VersionInfo | None
@@ -282,6 +295,14 @@ class ModelRegistry(ABC):
                 )
             )
         return summaries
+
+    def runs(self, tags: Mapping[str, str]) -> list[RunInfo]:
+        """This project's training runs that carry every tag in ``tags``, newest first (e.g. one
+        GitHub Actions run's: :data:`~platform_kit.tracking.tags.GITHUB_RUN_ID`)."""
+        found = [
+            r for r in self._runs(dict(tags)) if all(r.tags.get(k) == v for k, v in tags.items())
+        ]
+        return sorted(found, key=lambda r: r.start_ms, reverse=True)
 
     # -- writing runs and versions
 
@@ -446,6 +467,10 @@ class ModelRegistry(ABC):
     @abstractmethod
     def _set_alias(self, name: str, alias: str, version: int) -> None:
         """Point ``alias`` of model ``name`` at ``version``."""
+
+    def _runs(self, tags: Mapping[str, str]) -> Iterable[RunInfo]:
+        """Runs carrying ``tags`` (a backend may return more: :meth:`runs` filters again)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot search runs")
 
     @abstractmethod
     def _set_model_tag(self, name: str, key: str, value: str) -> None:

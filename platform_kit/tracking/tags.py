@@ -25,6 +25,18 @@ PARAMS_HASH = "params.hash"
 QUERY_HASH = "data.query"
 ROWS = "data.rows"
 ERROR = "error"  # on a failed run: why training failed
+# How the model was made (platform_kit.environment; compared by 'platform-kit reproduce').
+ENV_PYTHON = "env.python"
+ENV_TORCH = "env.torch"  # "none" when torch is not installed
+ENV_CUDA = "env.cuda"  # CUDA and cuDNN only when the trainer ran on a GPU
+ENV_CUDNN = "env.cudnn"
+ENV_LOCK = "env.lock"  # "sha256:<hex>" of the lockfile installed, or "unlocked"
+ENV_OS = "env.os"
+ENV_DEVICE = "env.device"  # "cpu", "cuda: <GPU name>"; absent for a command trainer
+ENV_PREFIX = "env."
+ARTIFACT_DIGEST = "artifact.digest"  # "sha256:<hex>" of every artifact file (fingerprints.py)
+DETERMINISTIC = "trainer.deterministic"  # "true" when the trainer declares bit-for-bit output
+TOLERANCE = "trainer.tolerance"  # the metric difference a non-deterministic trainer allows
 
 # On model versions only.
 PROMOTION = "promotion"  # a sentence for people: "promoted: ...", "not promoted: ..."

@@ -1,6 +1,6 @@
 """The real deployment, proven: the workflow files run with act, as a team's runners run them.
 
-``infra/act-pipeline.sh`` (ACT_TARGET=prod) runs each job as the runner user (not root, its own
+``infra/act-pipeline.sh`` runs each job as the runner user (not root, its own
 HOME, virtualenv and ``docker login``), in its own copy of a team repository, against the
 production-shaped deployment of ``infra/prod-up.sh``: Dolt with per-role users and passwords,
 MLflow with basic auth on PostgreSQL, a registry that wants a login. Repository secrets and
@@ -29,6 +29,7 @@ import pytest
 import requests
 
 from platform_kit.testing.github_emulator import GitHubEmulator
+from tests.e2e.act_summaries import assert_pipeline_summaries
 from tests.e2e.conftest import kit_binary
 from tests.prod import ProdDeployment
 
@@ -116,7 +117,6 @@ class ActProject:
             cwd=ROOT,
             env={
                 **_clean_environ(),
-                "ACT_TARGET": "prod",
                 "ACT_PROJECT": self.name,
                 "ACT_WORK": str(self.work),
                 "ACT_SOURCE": str(self.source),
@@ -247,8 +247,20 @@ def test_the_pipeline_runs_as_a_team_runs_it(project: ActProject) -> None:
     clients = Clients(prod, project.database)
     image_repo = project.name
 
-    # 1. Run workflow (workflow_dispatch): plan, a matrix of three train shards, release.
-    out = project.act("dispatch", "--var", "PLATFORM_KIT_MAX_JOBS=3")
+    # 1. Run workflow (workflow_dispatch): plan, a matrix of three train shards, release. Each
+    #    job's summary is kept (act deletes GITHUB_STEP_SUMMARY with the job).
+    summaries = project.work / "summaries"
+    summaries.mkdir(mode=0o1777)
+    summaries.chmod(0o1777)
+    out = project.act(
+        "dispatch",
+        "--var",
+        "PLATFORM_KIT_MAX_JOBS=3",
+        "--env",
+        f"PLATFORM_KIT_SUMMARY_DIR={summaries}",
+        "--env",
+        f"GITHUB_RUN_ID={uuid.uuid4().int % 10**9}",
+    )
     shards = sorted(set(re.findall(r"train (\d)/3 ", out)))
     assert shards == ["1", "2", "3"], "the plan did not fan out into three train jobs"
     assert "Job succeeded" in out and "Job failed" not in out
@@ -258,6 +270,7 @@ def test_the_pipeline_runs_as_a_team_runs_it(project: ActProject) -> None:
         assert len(versions) == 1, customer
         assert clients.production(project.model(customer)) == "1"
         assert version_tags(versions[0])["dolt.commit"] == head  # trained on the data of main
+    assert_pipeline_summaries(summaries, [project.model(c) for c in CUSTOMERS], 3)
     first_tags = [t for t in clients.tags(image_repo) if t != "production"]
     assert len(first_tags) == 1 and re.fullmatch(r"[0-9a-f]{32}", first_tags[0]), first_tags
     first = first_tags[0]

@@ -272,6 +272,7 @@ def test_no_workflow_runs_on_an_event_that_outsiders_can_trigger() -> None:
 DOLT_ROLES = {
     ("sync.yml", "sync"): ("kit_sync", "DOLT_SYNC_PASSWORD"),
     ("pipeline.yml", "watch"): ("kit_merge", "DOLT_MERGE_PASSWORD"),
+    ("merge-data.yml", "merge"): ("kit_merge", "DOLT_MERGE_PASSWORD"),
     ("train.yml", "plan"): ("kit_read", "DOLT_READ_PASSWORD"),
     ("train.yml", "train"): ("kit_read", "DOLT_READ_PASSWORD"),
     ("train.yml", "train-selected"): ("kit_read", "DOLT_READ_PASSWORD"),
@@ -336,7 +337,7 @@ def test_every_step_that_talks_to_mlflow_gets_the_same_settings_without_overridi
             step_env = step.get("env", {})
             # MLflow's own names are never set from an input: "" would hide the runner's value.
             assert not any(key.startswith("MLFLOW_") for key in step_env), f"{name}: {step}"
-            if (name, job_name) == ("pipeline.yml", "watch"):
+            if (name, job_name) in {("pipeline.yml", "watch"), ("merge-data.yml", "merge")}:
                 assert not any(key.startswith("KIT_MLFLOW_") for key in step_env)
             elif "platform-kit " in step.get("run", ""):
                 assert {k: step_env.get(k) for k in MLFLOW_SETTINGS} == MLFLOW_SETTINGS, name

@@ -101,6 +101,8 @@ def act(
         "--env",
         f"PLATFORM_KIT_VENV={recorder}",
         "--env",
+        "PLATFORM_KIT_TORCH=cuda",
+        "--env",
         f"WIRING_RECORD={record}",
         "--env",
         f"WIRING_SECRETS={json.dumps(SECRETS)}",
@@ -145,7 +147,7 @@ def expect_mlflow(env: dict[str, str]) -> None:
 
 def expect_installs_without_secrets(calls: list[dict[str, Any]], jobs: int) -> None:
     installs = [c for c in calls if c["what"] == "install"]
-    assert len(installs) == jobs
+    assert len(installs) == jobs * 3  # uv from its lock, the kit's lock, the checkout
     assert all(c["seen"] == [] and "DOLT_PASSWORD" not in c["env"] for c in installs)
 
 
@@ -164,7 +166,22 @@ def test_pipeline_dispatch_plans_trains_the_matrix_and_releases_as_kit_read(
     assert deploy["args"][:2] == ["release", "deploy"] and deploy["args"][-1] == "d" * 32
     for call in (plan, *trains, release, deploy):
         expect_read_only_kit(call)
-    expect_installs_without_secrets(calls, jobs=6)
+    # The last job gathers every shard's results from MLflow: the plan's matrix, this run's id.
+    (results,) = kit_calls(calls, "summary")
+    # GITHUB_JOB names the copies of the summaries (tests/e2e/act_summaries.py).
+    assert (plan["job"], results["job"], release["job"]) == ("plan", "results", "release")
+    assert {c["job"] for c in trains} == {"train"}
+    args = results["args"]
+    assert args[:2] == ["summary", "train"] and args[args.index("--github-run") + 1]
+    matrix = json.loads(args[args.index("--matrix") + 1])
+    assert sorted(json.loads(i["shard"])["models"][0] for i in matrix["include"]) == [
+        "m1",
+        "m2",
+        "m3",
+    ]
+    assert "DOLT_PASSWORD" not in results["env"] and results["seen"] == ["MLFLOW_TRACKING_PASSWORD"]
+    expect_mlflow(results["env"])
+    expect_installs_without_secrets(calls, jobs=7)
 
 
 def test_pipeline_deploy_tag_moves_production_and_trains_nothing(
@@ -215,4 +232,26 @@ def test_rollback_uses_kit_read(recorder: Path, tmp_path: Path) -> None:
     (rollback,) = kit_calls(calls, "release")
     assert rollback["args"][:2] == ["release", "rollback"] and rollback["args"][-1] == "0123abcd"
     expect_read_only_kit(rollback)
+    expect_installs_without_secrets(calls, jobs=1)
+
+
+def test_merge_data_merges_the_branch_as_kit_merge_and_notifies(
+    recorder: Path, tmp_path: Path
+) -> None:
+    calls = act(
+        recorder, tmp_path, "workflow_dispatch", "merge-data.yml", "--input", "branch=sheets/a"
+    )
+    (merge,) = kit_calls(calls, "data")
+    assert merge["args"] == [
+        "data",
+        "merge",
+        "--config",
+        "platform.yaml",
+        "--notify",
+        "--",
+        "sheets/a",
+    ]
+    assert merge["env"]["DOLT_USER"] == "kit_merge"
+    assert merge["env"]["DOLT_PASSWORD"] == SECRETS["DOLT_MERGE_PASSWORD"]
+    assert merge["seen"] == ["DOLT_MERGE_PASSWORD"] and "GITHUB_TOKEN" in merge["env"]
     expect_installs_without_secrets(calls, jobs=1)
