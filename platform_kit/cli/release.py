@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from platform_kit import release
 from platform_kit.cli.common import emit, note, project_of, stdout, table
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
@@ -47,6 +46,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     result = release.build_release(
         project.config,
         store=project.store,
@@ -67,6 +68,8 @@ def _build(args: argparse.Namespace, project: Project) -> None:
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     rows = release.list_releases(project.config, project.releases)
 
     def changed(names: list[str]) -> str:
@@ -93,6 +96,8 @@ def _list(args: argparse.Namespace, project: Project) -> None:
 
 
 def _diff(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     changes = release.diff_releases(project.releases, args.tag1, args.tag2)
     emit(
         args,
@@ -108,6 +113,8 @@ def _diff(args: argparse.Namespace, project: Project) -> None:
 
 
 def _rollback(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     result = release.rollback_release(
         project.config,
         args.tag,

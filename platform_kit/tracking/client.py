@@ -8,14 +8,13 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import requests
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platform_kit.errors import ServiceError, TrackingError
 from platform_kit.retry import retry
+
+if TYPE_CHECKING:  # mlflow takes a second to import: only commands that talk to it pay for it
+    from mlflow.tracking import MlflowClient
 
 T = TypeVar("T")
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
@@ -33,10 +32,15 @@ _HTTP_DEFAULTS = {
 def mlflow_client(uri: str) -> MlflowClient:
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)  # a user's own setting wins
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _transient(exc: BaseException) -> bool:
+    import requests
+    from mlflow.exceptions import MlflowException
+
     if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError):
         return True
     if isinstance(exc, MlflowException):
@@ -54,6 +58,8 @@ def call(fn: Callable[[], T], what: str, *, attempts: int = 5) -> T:
     try:
         return retry(fn, transient=_transient, what=f"MLflow {what}", attempts=attempts)
     except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
         if _transient(exc):
             raise ServiceError(
                 f"MLflow is unreachable while trying to {what}",
