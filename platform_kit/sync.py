@@ -12,19 +12,19 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 from platform_kit.config import Config, FileSource, SheetConfig
-from platform_kit.errors import ValidationError
-from platform_kit.jsonio import write_json_atomic
+from platform_kit.errors import StoreError, ValidationError
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
 from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema
 
+log = logging.getLogger(__name__)
 SAMPLE = 20  # changed rows kept per kind for --dry-run and review output
 
 
@@ -98,23 +98,25 @@ def sync(
     chosen = [config.sheet(name) for name in sheets] if sheets else list(config.sheets)
     main = config.dolt.main_branch
     branches = store.branches()
-    memo = _Memo(config.state_dir / "sync-state.json")
+    make_reader = reader or (lambda s: reader_for(s, config.root))
     results: list[SheetSync] = []
     # Read and validate everything first: one bad sheet writes nothing at all.
     prepared: list[tuple[SheetConfig, RawSheet, TypedSheet, str | None]] = []
     for sheet in chosen:
         target = branch or f"sheets/{sheet.name}"
-        digest = _file_digest(sheet)
-        if digest and memo.unchanged(target, sheet.name, branches.get(target), digest):
-            # The same bytes under the same config were synced to this very head: no diff.
+        sheet_reader = make_reader(sheet)
+        key = source_key(sheet, sheet_reader)
+        head = branches.get(target)
+        if key and head and store.tag(sync_tag(target, sheet.name)) == (head, key):
+            # Dolt itself records that this very head holds this source under this config.
             results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
             progress(f"{sheet.name}: unchanged since the last sync")
             continue
         progress(f"reading {sheet.name}")
-        raw = (reader or (lambda s: reader_for(s, config.root)))(sheet).read(sheet)
-        prepared.append((sheet, raw, validate(sheet, raw), digest))
+        raw = sheet_reader.read(sheet)
+        prepared.append((sheet, raw, validate(sheet, raw), key))
 
-    for sheet, raw, typed, digest in prepared:
+    for sheet, raw, typed, key in prepared:
         target = branch or f"sheets/{sheet.name}"
         head_ref = target if target in branches else main
         head = store.resolve(head_ref)
@@ -127,40 +129,39 @@ def sync(
                 target, [change], result.message, expected_head=head
             )
             progress(f"committed {sheet.name} to {target}")
-        if digest and not dry_run and target in branches:
-            memo.remember(target, sheet.name, result.commit or head, digest)
+        if key and not dry_run and target in branches:
+            _remember(store, sync_tag(target, sheet.name), result.commit or head, key)
         results.append(result)
     return SyncReport(results, dry_run=dry_run)
 
 
-class _Memo:
-    """What each sheet's source looked like when it was last synced to a branch head.
+def sync_tag(branch: str, sheet: str) -> str:
+    """The Dolt tag that records which source content ``branch``'s head holds for ``sheet``.
 
-    Lets a resync of an unchanged export skip reading and diffing it (the slow part for large
-    sheets). Only a cache: when the branch moved, or the file or its config changed, the sheet
-    is read and diffed as usual.
+    It points at the head the last sync of the sheet left, with the source key as its message:
+    a resync on any machine (no local state needed) sees the same head and key, and skips.
     """
-
-    def __init__(self, path: Path) -> None:
-        self.path = path
-        try:
-            self.state: dict[str, dict[str, str]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.state = {}
-
-    def unchanged(self, branch: str, sheet: str, head: str | None, digest: str) -> bool:
-        entry = self.state.get(f"{branch}:{sheet}")
-        return bool(entry and head and entry.get("head") == head and entry.get("digest") == digest)
-
-    def remember(self, branch: str, sheet: str, head: str, digest: str) -> None:
-        self.state[f"{branch}:{sheet}"] = {"head": head, "digest": digest}
-        write_json_atomic(self.path, self.state)
+    return f"sync/{branch}/{sheet}"
 
 
-def _file_digest(sheet: SheetConfig) -> str | None:
-    """A hash of a file source's bytes and of the sheet's config; None for other sources."""
-    if not isinstance(sheet.source, FileSource) or not sheet.source.file.is_file():
-        return None
+def _remember(store: Store, tag: str, head: str, key: str) -> None:
+    if store.tag(tag) == (head, key):
+        return
+    try:
+        store.set_tag(tag, head, key)
+    except StoreError as exc:  # only a shortcut for next time: the sync itself is done
+        log.warning("could not record %s (the next sync reads the sheet again): %s", tag, exc)
+
+
+def source_key(sheet: SheetConfig, reader: SheetReader) -> str | None:
+    """What the sheet's source holds, under the sheet's config, as one hash; None: unknown.
+
+    Files: the digest of their bytes. Google Sheets: the spreadsheet's ``modifiedTime``
+    (one Drive metadata call). The config part makes a changed column, rename or rule re-read.
+    """
+    source = sheet.source
+    # A file by name, not path: a fresh checkout elsewhere holds the same bytes.
+    where = (source.file.name, source.worksheet) if isinstance(source, FileSource) else source
     settings = (
         sheet.columns,
         sheet.renames,
@@ -168,12 +169,20 @@ def _file_digest(sheet: SheetConfig) -> str | None:
         sheet.required,
         sheet.allow_drops,
         sheet.table,
-        sheet.source,
+        where,
     )
     digest = hashlib.sha256(repr(settings).encode())
-    with sheet.source.file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    if isinstance(source, FileSource):
+        if not source.file.is_file():
+            return None  # the read says what is missing
+        with source.file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        revision = reader.revision(sheet)
+        if not revision:
+            return None
+        digest.update(b"\0revision\0" + revision.encode())
     return digest.hexdigest()
 
 
