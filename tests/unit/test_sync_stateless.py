@@ -9,9 +9,13 @@ from __future__ import annotations
 import csv
 import shutil
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from platform_kit.config import SheetConfig, load_config
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
+from platform_kit.sheets.validate import TypedSheet
 from platform_kit.store.memory import MemoryStore
 from platform_kit.sync import source_key, sync, sync_tag
 
@@ -55,7 +59,8 @@ def test_a_fresh_workspace_with_the_same_file_reads_nothing(tmp_path: Path) -> N
     done = sync(config, store).sheets[0]
     assert done.commit
     key = source_key(config.sheets[0], reader_for(config.sheets[0], first))
-    assert store.tag(sync_tag("sheets/customers", "customers")) == (done.commit, key)
+    tag = store.tag(sync_tag("sheets/customers", "customers"))
+    assert tag is not None and tag[0] == done.commit and tag[1].split("\n")[0] == key
     assert not (first / ".platform" / "sync-state.json").exists()  # no local state written
 
     # Another checkout, elsewhere, with no .platform at all: the same bytes, so no read.
@@ -93,3 +98,50 @@ def test_a_dry_run_records_nothing(tmp_path: Path) -> None:
     root = workspace(tmp_path)
     sync(load_config(root / "platform.yaml"), store, dry_run=True)
     assert store.tag(sync_tag("sheets/customers", "customers")) is None
+
+
+def many(n: int) -> list[list[str]]:
+    return [ROWS[0], *([f"c{i:04d}", f"Name {i}", "yes" if i % 2 else "no"] for i in range(n))]
+
+
+def test_a_small_edit_parses_and_compares_only_the_changed_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Row digests in the sync tag: the edit makes the same commit as a full comparison."""
+    import platform_kit.sync as sync_module
+
+    seen: list[tuple[int, int]] = []
+    real = sync_module.validate
+
+    def spy(*args: Any, **kwargs: Any) -> TypedSheet:
+        typed = real(*args, **kwargs)
+        seen.append((len(typed.rows), len(typed.kept)))
+        return typed
+
+    monkeypatch.setattr(sync_module, "validate", spy)
+    rows = many(200)
+    edited = [list(r) for r in rows]
+    edited[5][1] = "Renamed"  # changed
+    edited[6][2] = "true"  # other bytes, same value: no update
+    del edited[10]  # deleted
+    edited.append(["c9999", "New", "no"])  # added
+    results = {}
+    for how in ("digests", "full"):
+        store = MemoryStore("training")
+        store.create_database()
+        root = workspace(tmp_path / how, rows)
+        sync(load_config(root / "platform.yaml"), store)
+        if how == "full":  # no row digests to go by: every row compared, as before issue 17
+            tag = sync_tag("sheets/customers", "customers")
+            store.set_tag(tag, "sheets/customers", "-")
+        seen.clear()
+        workspace(tmp_path / how, edited)
+        result = sync(load_config(root / "platform.yaml"), store).sheets[0]
+        assert result.commit
+        (diff,) = store.diff(store.log("sheets/customers", 2)[1].hash, result.commit)
+        table = store.read_table("customers", result.commit)
+        results[how] = (result.message, result.samples, diff.counts, table, seen[-1])
+    assert results["digests"][:4] == results["full"][:4]
+    assert results["digests"][2] == (1, 1, 1)
+    assert results["digests"][4] == (3, 197)  # 3 rows parsed in full, 197 by key only
+    assert results["full"][4] == (200, 0)
