@@ -180,12 +180,15 @@ def _key_of(
     cells: list[Any],
     key_at: list[tuple[str, int, Callable[[Any], Any], bool]],
 ) -> Key:
-    """A row's primary key, parsed exactly as the whole row would have it."""
-    plain = _plain(cells)
+    """A row's primary key, parsed exactly as the whole row would have it.
+
+    The row passed before, so the checks that only reject (formula errors, control characters,
+    length) cannot fire: a text cell parses the same on the plain path and the careful one.
+    """
     values = []
     for column, index, parser, typed in key_at:
         value = cells[index] if index < len(cells) else None
-        if plain:
+        if isinstance(value, str):
             value = value or None
             if value is not None and typed:
                 value = _cell(problems, where, number, column, parser, value)
