@@ -17,6 +17,7 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
+from functools import cached_property
 from typing import Any
 
 from platform_kit.config import Config, FileSource, SheetConfig
@@ -118,10 +119,10 @@ def sync(
         progress(f"reading {sheet.name}")
         raw = sheet_reader.read(sheet)
         seed = _row_seed(sheet, raw)
-        digests = [_row_digest(seed, cells) for cells in raw.rows]
+        digests = _row_digests(seed, raw.rows)
         known = record.rows if record and record.seed == seed else None
         typed = validate(sheet, raw, _known(digests, known) if known else None)
-        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, head))
+        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, head, tag))
 
     for item in prepared:
         sheet, raw, typed = item.sheet, item.raw, item.typed
@@ -142,8 +143,8 @@ def sync(
             )
             progress(f"committed {sheet.name} to {target}")
         if not dry_run and target in branches:
-            note = _Record(item.key or "", item.seed, frozenset(item.digests)).note()
-            _remember(store, sync_tag(target, sheet.name), result.commit or head, note)
+            note = _Record.of(item.key or "", item.seed, item.digests).note()
+            _remember(store, sync_tag(target, sheet.name), result.commit or head, note, item.tag)
         results.append(result)
     return SyncReport(results, dry_run=dry_run)
 
@@ -151,30 +152,37 @@ def sync(
 ROW_DIGEST_BYTES = 8  # a changed row mistaken for a known one: about 1 in 10^14 at 100k rows
 
 
-@dataclass(frozen=True)
 class _Record:
-    """What the sync tag's note says about its commit: the source key and each row's digest."""
+    """What the sync tag's note says about its commit: the source key and each row's digest.
 
-    key: str
-    seed: str  # digest of the header and config the row digests were taken under
-    rows: frozenset[bytes]
+    The note has three lines: the key, the seed, and the row digests in sheet order (base64);
+    the digests are decoded only when a sheet is read (a skipped sheet needs the key alone).
+    """
+
+    def __init__(self, key: str, seed: str, packed: str) -> None:
+        self.key, self.seed, self._packed = key, seed, packed
+
+    @classmethod
+    def of(cls, key: str, seed: str, digests: Sequence[bytes]) -> _Record:
+        return cls(key, seed, base64.b64encode(b"".join(digests)).decode())
 
     def note(self) -> str:
-        packed = base64.b64encode(b"".join(sorted(self.rows))).decode()
-        return f"{self.key}\n{self.seed}\n{packed}"
+        return f"{self.key}\n{self.seed}\n{self._packed}"
 
     @classmethod
     def parse(cls, note: str) -> _Record | None:
-        parts = note.split("\n")
-        if len(parts) != 3:
-            return None
+        parts = note.split("\n", 2)
+        return cls(*parts) if len(parts) == 3 else None
+
+    @cached_property
+    def rows(self) -> frozenset[bytes] | None:
+        """The row digests; None when the note is damaged."""
         try:
-            packed = base64.b64decode(parts[2], validate=True)
+            packed = base64.b64decode(self._packed, validate=True)
         except ValueError:
             return None
         size = ROW_DIGEST_BYTES
-        rows = frozenset(packed[i : i + size] for i in range(0, len(packed), size))
-        return cls(parts[0], parts[1], rows)
+        return frozenset(packed[i : i + size] for i in range(0, len(packed), size))
 
 
 @dataclass
@@ -187,6 +195,7 @@ class _Prepared:
     digests: list[bytes]
     known: frozenset[bytes] | None
     based_on: str | None  # the head the known digests describe
+    tag: tuple[str, str] | None  # the sync tag as read
 
     def vanished(self) -> int | None:
         """How many of the known rows no longer appear byte for byte (updated or deleted)."""
@@ -213,13 +222,20 @@ def _row_seed(sheet: SheetConfig, raw: RawSheet) -> str:
     return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
 
 
-def _row_digest(seed: str, cells: list[Any]) -> bytes:
-    try:
-        # NUL never occurs in a row that passed validation, so two rows cannot join the same.
-        text = f"{len(cells)}\0" + "\0".join(cells)
-    except TypeError:  # typed cells (XLSX)
-        text = "repr\0" + repr(cells)
-    return hashlib.blake2b(text.encode(), digest_size=ROW_DIGEST_BYTES, key=seed.encode()).digest()
+def _row_digests(seed: str, rows: list[list[Any]]) -> list[bytes]:
+    """One short digest per row (a change detector, not a seal: MD5 is the fastest here)."""
+    prefix = seed.encode() + b"\0"
+    out = []
+    for cells in rows:
+        try:
+            # NUL never occurs in a row that passed validation, so two rows cannot join the same.
+            text = f"{len(cells)}\0" + "\0".join(cells)
+        except TypeError:  # typed cells (XLSX)
+            text = "repr\0" + repr(cells)
+        out.append(
+            hashlib.md5(prefix + text.encode(), usedforsecurity=False).digest()[:ROW_DIGEST_BYTES]
+        )
+    return out
 
 
 def sync_tag(branch: str, sheet: str) -> str:
@@ -231,8 +247,10 @@ def sync_tag(branch: str, sheet: str) -> str:
     return f"sync/{branch}/{sheet}"
 
 
-def _remember(store: Store, tag: str, head: str, note: str) -> None:
-    if store.tag(tag) == (head, note):
+def _remember(
+    store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None
+) -> None:
+    if before == (head, note):  # as read before this sync (a concurrent one moves the head)
         return
     try:
         store.set_tag(tag, head, note)

@@ -108,13 +108,19 @@ def validate(
         for c in sheet.primary_key
         if unchanged is not None and c in types
     ]
+    # The common key, one text column, is taken straight from its cell.
+    text_key = key_at[0][1] if len(key_at) == 1 and not key_at[0][3] else None
     first_seen: dict[Key, int] = {}
     for offset, cells in enumerate(raw.rows):
         number = offset + 2
         if not any(cells) and all(_blank(cells, i) for i in range(len(cells))):
             continue  # blank rows (trailing or not) carry no data
         if unchanged is not None and unchanged(offset):
-            key = _key_of(problems, where, number, cells, key_at)
+            cell = cells[text_key] if text_key is not None and text_key < len(cells) else None
+            if isinstance(cell, str) and cell:
+                key: Key = (cell,)
+            else:
+                key = _key_of(problems, where, number, cells, key_at)
             if key in first_seen:
                 problems.append(
                     f"{where}, row {number}: duplicate primary key "
