@@ -2,7 +2,7 @@
 # Run .github/workflows/pipeline.yml on this machine with act: plan -> train (matrix) -> release
 # on a copy of the example project, with no GitHub and no self-hosted runner.
 #
-#   bash infra/act-pipeline.sh [dispatch|merge|watch] [ACT ARGS...]    (default: dispatch)
+#   bash infra/act-pipeline.sh [dispatch|merge|rollback TAG|watch] [ACT ARGS...]  (default: dispatch)
 #
 #   dispatch  the workflow_dispatch trigger (trains every new or changed model)
 #   merge     repository_dispatch dolt-main-updated with the head of Dolt main as payload
@@ -11,54 +11,93 @@
 # Further arguments go to act, e.g. `dispatch --input force=true --var PLATFORM_KIT_MAX_JOBS=3`
 # retrains every model in three matrix jobs.
 #
-# ACT_TARGET=prod runs the jobs against the production-shaped deployment of infra/prod-up.sh
-# instead (servers that ask for credentials): the repository settings a team would make are
-# passed the way GitHub passes them, secrets in a --secret-file (DOLT_READ_PASSWORD,
-# DOLT_MERGE_PASSWORD, DOLT_SYNC_PASSWORD, MLFLOW_TRACKING_PASSWORD) and variables in a --var-file
-# (PLATFORM_KIT_CONFIG, MLFLOW_TRACKING_URI, MLFLOW_TRACKING_USERNAME); the runner's own setting
-# is its docker login. Run as root, act itself runs as the runner user (kit-runner: not root, in
-# the docker group, its own HOME, virtualenv and `docker login`). Dolt main is seeded by root.
+# ACT_TARGET=prod runs the jobs the way a team's runners do, against the production-shaped
+# deployment of infra/prod-up.sh (servers that ask for credentials):
+#   - the repository is a team's: this kit's files plus the project in project/, committed, in
+#     $ACT_WORK/prod/repo and owned by the runner user (kit-runner: not root, in the docker group,
+#     its own HOME, virtualenv and `docker login`), who runs act;
+#   - repository settings are passed the way GitHub passes them: secrets in a --secret-file
+#     (DOLT_READ_PASSWORD, DOLT_MERGE_PASSWORD, DOLT_SYNC_PASSWORD, MLFLOW_TRACKING_PASSWORD) and
+#     variables in a --var-file (PLATFORM_KIT_CONFIG, MLFLOW_TRACKING_URI,
+#     MLFLOW_TRACKING_USERNAME); nothing else of this shell reaches the jobs;
+#   - Dolt main is seeded by root from the project's sheets (ACT_SEED=0 skips that).
+# Further settings: ACT_SOURCE (the project: a directory with platform.yaml and sheets/; default
+# examples), ACT_WORK (default build/act), ACT_PROJECT (a name: its own Dolt database,
+# MLflow experiment, model names and image, so two projects never see each other's models),
+# ACT_EVENT (for merge: the repository_dispatch event file; default: the head of Dolt main).
 #
-# How it maps the runners: `-P self-hosted=-self-hosted` runs every job on the host. Each job
-# gets its own copy of the checkout, so the project's servers are started once here and the
-# jobs reach them through a copy of platform.yaml naming them (dolt.server, mlflow.tracking_uri),
-# passed as the repository variable PLATFORM_KIT_CONFIG. The jobs' `pip install .` goes into a
-# throwaway virtualenv layered over the kit's own (so PyTorch is not downloaded again).
+#   bash infra/act-pipeline.sh rollback TAG     runs rollback-production.yml with image_tag=TAG
+#
+# How it maps the runners: `-P self-hosted=-self-hosted` runs every job on the host, each in its
+# own copy of the repository, so jobs share nothing but the servers. Locally (the default
+# target) the project's servers are started once here and the jobs reach them through a copy of
+# platform.yaml naming them (dolt.server, mlflow.tracking_uri), passed as the repository variable
+# PLATFORM_KIT_CONFIG. The jobs' `pip install .` goes into a virtualenv layered over the kit's
+# own (so PyTorch is not downloaded again).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+KIT_REPO=$PWD
 TRIGGER="${1:-dispatch}"
 shift || true
 CACHE="${PLATFORM_KIT_CACHE:-$HOME/.cache/platform-kit}"
 KIT_VENV="${VENV:-$CACHE/venv}"
-WORK="$PWD/build/act"
+WORK="${ACT_WORK:-$PWD/build/act}"
 KIT="$KIT_VENV/bin/platform-kit"
 say() { echo "act-pipeline: $*" >&2; }
 
 ACT=$(bash infra/install-act.sh | tail -n1)
 ACT_CMD=("$ACT")
+RUN_IN="$KIT_REPO"  # the repository act runs
 JOB_VENV="$WORK/venv"
 KIT_AS=()  # how this script itself reads Dolt (root's password against the deployment)
+SOURCE="${ACT_SOURCE:-examples}"  # the project: platform.yaml and its sheets/
 mkdir -p "$WORK"
 settings=()  # what the repository's settings (and the runner) give the jobs
 
+project_yaml() {  # project_yaml SERVER MLFLOW IMAGE DATABASE NAME: the source platform.yaml, pointed there
+  local prefix=""
+  [ "$5" = intent-adapters ] || prefix="$5-"
+  sed -e "s|^project: .*|project: $5|" \
+    -e "s|^  database: .*|  database: $4|" \
+    -e "s|^  server: null.*|  server: $1|" \
+    -e "s|^  tracking_uri: null.*|  tracking_uri: $2|" \
+    -e "s|^  experiment: .*|  experiment: $5|" \
+    -e "s|^    name: \"intent-|    name: \"${prefix}intent-|" \
+    -e "s|^  image: .*|  image: $3|" \
+    "$SOURCE/platform.yaml"
+}
+
 if [ "${ACT_TARGET:-local}" = prod ]; then
-  # 1. The production-shaped deployment (idempotent) and what a job would be given.
-  bash infra/prod-up.sh up
-  eval "$(bash infra/prod-up.sh env)"
+  NAME="${ACT_PROJECT:-intent-adapters}"
+  DATABASE=$(echo "$NAME" | tr -c 'a-zA-Z0-9\n' '_')
+  [ "$NAME" != intent-adapters ] || DATABASE=training
+  # 1. The production-shaped deployment (idempotent; it creates the project's database and the
+  #    users' rights on it) and what a job would be given.
+  PK_PROD_DATABASE="$DATABASE" bash infra/prod-up.sh up
+  eval "$(PK_PROD_DATABASE="$DATABASE" bash infra/prod-up.sh env)"
   say "servers: $PK_DOLT_SERVER $MLFLOW_TRACKING_URI $PK_REGISTRY (with credentials)"
-  # 2. The project the jobs use: the shared servers named, the registry that wants a login.
-  mkdir -p "$WORK/prod"
-  cp -r examples/sheets "$WORK/prod/"
-  sed -e "s|^  server: null.*|  server: $PK_DOLT_SERVER|" \
-    -e "s|^  tracking_uri: null.*|  tracking_uri: $MLFLOW_TRACKING_URI|" \
-    -e "s|^  image: 127.0.0.1:5000/|  image: $PK_REGISTRY/|" \
-    examples/platform.yaml >"$WORK/prod/platform.yaml"
-  config="$WORK/prod/platform.yaml"
-  # Seed Dolt main as an administrator would (the kit users may not write main directly).
-  sed -e "s|^  server: .*|  server: mysql://root@$PK_DOLT_HOST:$PK_DOLT_PORT|" "$config" >"$WORK/prod/root.yaml"
+  # 2. The team's repository: the kit as committed here (plus uncommitted work), the project in
+  #    project/, owned by the runner user.
+  repo="$WORK/prod/repo"
+  rm -rf "$repo" && mkdir -p "$repo/project"
+  git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$repo" 2>/dev/null || true
+  project_yaml "$PK_DOLT_SERVER" "$MLFLOW_TRACKING_URI" "$PK_REGISTRY/$NAME" "$DATABASE" "$NAME" \
+    >"$repo/project/platform.yaml"
+  cp -r "$SOURCE/sheets" "$repo/project/sheets"
+  git -C "$repo" init -q -b main
+  git -C "$repo" -c user.name=team -c user.email=team@localhost add -A
+  git -C "$repo" -c user.name=team -c user.email=team@localhost commit -qm "the team's repository"
+  RUN_IN="$repo"
+  # Root seeds Dolt main as an administrator would (the kit users may not write main directly).
+  admin="$WORK/prod/admin"
+  rm -rf "$admin" && mkdir -p "$admin" && cp -r "$SOURCE/sheets" "$admin/sheets"
+  sed -e "s|^  server: .*|  server: mysql://root@$PK_DOLT_HOST:$PK_DOLT_PORT|" \
+    "$repo/project/platform.yaml" >"$admin/platform.yaml"
   KIT_AS=(env DOLT_USER=root "DOLT_PASSWORD=$PK_DOLT_ROOT_PASSWORD")
-  kit_config="$WORK/prod/root.yaml"
-  "${KIT_AS[@]}" "$KIT" --config "$kit_config" sync --branch main >/dev/null
+  kit_config="$admin/platform.yaml"
+  if [ "${ACT_SEED:-1}" = 1 ]; then
+    "${KIT_AS[@]}" "$KIT" --config "$kit_config" sync --branch main >/dev/null
+  fi
   # 3. Repository settings: secrets in a file (never on a command line), variables beside them.
   (
     umask 077
@@ -66,14 +105,16 @@ if [ "${ACT_TARGET:-local}" = prod ]; then
       "DOLT_SYNC_PASSWORD=$PK_DOLT_SYNC_PASSWORD" "MLFLOW_TRACKING_PASSWORD=$MLFLOW_TRACKING_PASSWORD" \
       >"$WORK/prod/secrets.env"
   )
-  printf '%s\n' "PLATFORM_KIT_CONFIG=$config" "MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI" \
+  printf '%s\n' "PLATFORM_KIT_CONFIG=project/platform.yaml" "MLFLOW_TRACKING_URI=$MLFLOW_TRACKING_URI" \
     "MLFLOW_TRACKING_USERNAME=$MLFLOW_TRACKING_USERNAME" >"$WORK/prod/vars.env"
   settings=(--secret-file "$WORK/prod/secrets.env" --var-file "$WORK/prod/vars.env")
+  # The runner's engine holds the serving base image, as a team's runner has it pulled; nothing
+  # can be pulled here, and building the local stand-in takes root (debootstrap).
+  bash platform_kit/assets/base/build.sh >/dev/null
   if [ "$(id -u)" = 0 ] && [ "$PK_RUNNER_USER" != root ]; then
-    # The jobs run as the runner user (not root, in the docker group, its own HOME and docker
-    # login), with its own virtualenv and act.
+    # The jobs run as the runner user, with its own virtualenv and act.
     bash infra/prod-up.sh runner-venv
-    chown "$PK_RUNNER_USER:" "$WORK/prod/secrets.env" "$WORK/prod/vars.env"
+    chown -R "$PK_RUNNER_USER:" "$repo" "$WORK/prod/secrets.env" "$WORK/prod/vars.env"
     JOB_VENV="$PK_RUNNER_VENV"
     ACT_CMD=(runuser -u "$PK_RUNNER_USER" -- env HOME="$PK_RUNNER_HOME"
       PATH="$PK_RUNNER_VENV/bin:/usr/local/bin:/usr/bin:/bin" "$PK_RUNNER_HOME/bin/act")
@@ -104,7 +145,7 @@ else
   settings=(--var "PLATFORM_KIT_CONFIG=$config")
 fi
 
-# 3. The jobs' virtualenv: the kit's site-packages underneath, this checkout installed on top.
+# 4. The jobs' virtualenv: the kit's site-packages underneath, this checkout installed on top.
 if [ "$JOB_VENV" = "$WORK/venv" ] && [ ! -x "$WORK/venv/bin/python" ]; then
   # The interpreter the kit's venv was made from (xargs -I cannot stand in for a command name).
   base_python=$("$KIT_VENV/bin/python" -c 'import sys; print(sys._base_executable)')
@@ -113,18 +154,30 @@ if [ "$JOB_VENV" = "$WORK/venv" ] && [ ! -x "$WORK/venv/bin/python" ]; then
     >"$("$WORK/venv/bin/python" -c 'import site; print(site.getsitepackages()[0])')/_platform_kit_base.pth"
 fi
 
-args=(-W .github/workflows/pipeline.yml -P self-hosted=-self-hosted --pull=false
-  "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV" "$@")
+args=(-P self-hosted=-self-hosted --pull=false "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV")
 export PATH="$JOB_VENV/bin:$PATH"
+cd "$RUN_IN"
 case "$TRIGGER" in
   dispatch)
-    exec "${ACT_CMD[@]}" workflow_dispatch "${args[@]}" --input skip_release=false ;;
+    exec "${ACT_CMD[@]}" workflow_dispatch -W .github/workflows/pipeline.yml "${args[@]}" \
+      --input skip_release=false "$@" ;;
   merge)
-    head=$("${KIT_AS[@]}" "$KIT" --config "$kit_config" data log -n 1 --json |
-      "$KIT_VENV/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print((d["commits"] if isinstance(d, dict) else d)[0]["hash"])')
-    printf '{"action": "dolt-main-updated", "client_payload": {"commit": "%s", "database": "training", "branch": "main"}}\n' \
-      "$head" >"$WORK/event.json"
-    exec "${ACT_CMD[@]}" repository_dispatch -e "$WORK/event.json" "${args[@]}" ;;
+    event="${ACT_EVENT:-}"
+    if [ -z "$event" ]; then
+      head=$("${KIT_AS[@]}" "$KIT" --config "$kit_config" data log -n 1 --json |
+        "$KIT_VENV/bin/python" -c 'import json,sys; d=json.load(sys.stdin); print((d["commits"] if isinstance(d, dict) else d)[0]["hash"])')
+      event="$WORK/event.json"
+      printf '{"action": "dolt-main-updated", "client_payload": {"commit": "%s", "branch": "main"}}\n' \
+        "$head" >"$event"
+    fi
+    [ "${#ACT_CMD[@]}" = 1 ] || chmod a+r "$event"
+    exec "${ACT_CMD[@]}" repository_dispatch -W .github/workflows/pipeline.yml -e "$event" \
+      "${args[@]}" "$@" ;;
+  rollback)
+    tag="${1:?usage: act-pipeline.sh rollback TAG}"
+    shift
+    exec "${ACT_CMD[@]}" workflow_dispatch -W .github/workflows/rollback-production.yml \
+      "${args[@]}" --input "image_tag=$tag" "$@" ;;
   watch)
     port=8765
     "$KIT_VENV/bin/python" -m platform_kit.testing.github_emulator --port "$port" \
@@ -132,7 +185,8 @@ case "$TRIGGER" in
     emulator=$!
     trap 'kill $emulator' EXIT
     sleep 2
-    "${ACT_CMD[@]}" schedule "${args[@]}" --env "GITHUB_API_URL=http://127.0.0.1:$port/api/v3" \
-      --env GITHUB_REPOSITORY=octo/platform -s GITHUB_TOKEN=act-local-token ;;
-  *) say "unknown trigger $TRIGGER (dispatch, merge or watch)"; exit 2 ;;
+    "${ACT_CMD[@]}" schedule -W .github/workflows/pipeline.yml "${args[@]}" \
+      --env "GITHUB_API_URL=http://127.0.0.1:$port/api/v3" \
+      --env GITHUB_REPOSITORY=octo/platform -s GITHUB_TOKEN=act-local-token "$@" ;;
+  *) say "unknown trigger $TRIGGER (dispatch, merge, rollback or watch)"; exit 2 ;;
 esac

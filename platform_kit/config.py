@@ -38,10 +38,41 @@ class DoltServer:
 
 
 @dataclass(frozen=True)
+class DoltRemote:
+    """A Dolt remote the kit's database is a clone of: DoltHub, DoltLab or a ``dolt sql-server``
+    remotesapi. The user may come from the URL (``http://user@host:port/db``) or DOLT_REMOTE_USER;
+    its password only from DOLT_REMOTE_PASSWORD, in the environment of the Dolt server that holds
+    the clone (Dolt runs remote calls there)."""
+
+    url: str  # without user or password
+    user: str | None = None
+    review_url: str | None = None  # where a data PR is opened; {branch} and {main} filled in
+    name: str = "origin"
+
+    @property
+    def pull_request_url(self) -> str | None:
+        """The page where a data branch's pull request is opened, as a template with
+        ``{branch}`` and ``{main}``: ``review_url``, else derived for DoltHub and DoltLab."""
+        if self.review_url:
+            return self.review_url
+        url = urlparse(self.url)
+        path = url.path.strip("/")
+        if url.scheme != "https" or path.count("/") != 1:
+            return None  # a sql-server remotesapi (http) has no pull request pages
+        host = url.hostname or ""
+        if host == "doltremoteapi.dolthub.com":
+            host = "www.dolthub.com"
+        elif host.startswith("doltremoteapi."):
+            host = host.removeprefix("doltremoteapi.")
+        return f"https://{host}/repositories/{path}/pulls/new?from={{branch}}&to={{main}}"
+
+
+@dataclass(frozen=True)
 class DoltConfig:
     database: str = "training"
     server: DoltServer | None = None  # None: a local sql-server the kit starts
     main_branch: str = "main"
+    remote: DoltRemote | None = None  # None: the database lives only on the server
 
 
 @dataclass(frozen=True)
@@ -356,12 +387,38 @@ class _Reader:
             seen.add(name)
 
     def dolt(self, node: _Node) -> DoltConfig:
-        f = self.mapping(node, (), ("database", "server", "main_branch"))
+        f = self.mapping(node, (), ("database", "server", "main_branch", "remote"))
         return DoltConfig(
             database=self.optional(f, "database", self.identifier) or "training",
             server=self.optional(f, "server", self.dolt_server),
             main_branch=self.optional(f, "main_branch", self.string) or "main",
+            remote=self.optional(f, "remote", self.dolt_remote),
         )
+
+    def dolt_remote(self, node: _Node) -> DoltRemote:
+        """``remote: URL`` or ``remote: {url: URL, review_url: TEMPLATE}``."""
+        review: str | None = None
+        if isinstance(node.node, yaml.MappingNode):
+            f = self.mapping(node, ("url",), ("review_url",))
+            review = self.optional(f, "review_url", self.string)
+            if review is not None and urlparse(review).scheme not in ("http", "https"):
+                raise self.error(f["review_url"], "expected an http(s):// URL ({branch}, {main})")
+            node = f["url"]
+        text = self.string(node)
+        url = urlparse(text)
+        if url.scheme not in ("http", "https", "file") or not (url.hostname or url.path.strip("/")):
+            raise self.error(
+                node,
+                "expected a Dolt remote URL: https://doltremoteapi.dolthub.com/OWNER/REPO, a "
+                "DoltLab URL, or http://[user@]host:port/DATABASE of a sql-server's remotesapi",
+            )
+        if url.password:
+            raise self.error(node, "do not put a password in the file; set DOLT_REMOTE_PASSWORD")
+        netloc = url.hostname or ""
+        if url.port:
+            netloc += f":{url.port}"
+        clean = url._replace(netloc=netloc).geturl()
+        return DoltRemote(url=clean, user=url.username or None, review_url=review)
 
     def dolt_server(self, node: _Node) -> DoltServer:
         url = urlparse(self.string(node))

@@ -9,6 +9,10 @@ caught by the next scheduled poll.
 
 Events that cannot have moved main are acknowledged and ignored: a push to another branch, a
 pull request that is not merged, branch creation or deletion.
+
+With ``dolt.remote`` (the hooks come from that remote: DoltHub, DoltLab), each poll first brings
+the clone's main up to the remote's head (:meth:`Announcer.poll`), so the head announced is the
+remote's.
 """
 
 from __future__ import annotations

@@ -18,6 +18,10 @@ GITHUB_ACTIONS = "GITHUB_ACTIONS"
 # The user and password for dolt.server; DOLT_USER replaces the user its URL names.
 DOLT_USER = "DOLT_USER"
 DOLT_PASSWORD = "DOLT_PASSWORD"
+# dolt.remote's user (replaces one in its URL) and password. Dolt reads DOLT_REMOTE_PASSWORD in
+# the process of the sql-server that holds the clone: the kit passes it to the local one it starts.
+DOLT_REMOTE_USER = "DOLT_REMOTE_USER"
+DOLT_REMOTE_PASSWORD = "DOLT_REMOTE_PASSWORD"
 MLFLOW_TRACKING_URI = "MLFLOW_TRACKING_URI"
 # Read by MLflow's client itself, for a server behind authentication; the kit only redacts them.
 MLFLOW_TRACKING_TOKEN = "MLFLOW_TRACKING_TOKEN"
@@ -35,6 +39,7 @@ SECRET_VARIABLES = (
     GOOGLE_APPLICATION_CREDENTIALS,
     GITHUB_TOKEN,
     DOLT_PASSWORD,
+    DOLT_REMOTE_PASSWORD,
     MLFLOW_TRACKING_TOKEN,
     MLFLOW_TRACKING_PASSWORD,
 )

@@ -13,7 +13,9 @@ boundary of the module that talks to them, with ``raise ... from exc``.
     ├── StoreError                  Dolt refused an operation
     │   ├── RefNotFoundError                                                    (exit 2)
     │   ├── AccessDeniedError       Dolt refused the user's login or rights
-    │   └── MergeConflictError
+    │   ├── MergeConflictError
+    │   └── RemoteError             a Dolt remote refused a clone, fetch, pull or push
+    │       └── PushRejectedError   the push is not a fast-forward of the remote branch
     ├── ServiceError                a server is down or answers badly (after retries) (exit 3)
     ├── TrackingError               MLflow refused an operation
     ├── TrainingError               one or more models failed to train
@@ -95,6 +97,14 @@ class MergeConflictError(StoreError):
     def __init__(self, message: str, conflicts: dict[str, list[str]], *, hint: str | None = None):
         super().__init__(message, hint=hint)
         self.conflicts = conflicts
+
+
+class RemoteError(StoreError):
+    """A Dolt remote (DoltHub, DoltLab, a sql-server's remotesapi) refused an operation."""
+
+
+class PushRejectedError(RemoteError):
+    """The remote branch has commits the local one lacks: a push would lose them."""
 
 
 class ServiceError(PlatformKitError):

@@ -404,7 +404,11 @@ class Announcer:
             GitHubError, StoreError, ServiceError: the poll failed.
         """
         previous = self.last
-        head = self.store.resolve(self.branch)
+        if self.config.dolt.remote is not None:  # announce the remote's head (DoltHub, DoltLab)
+            self.store.create_database()  # the first poll clones
+            head = self.store.pull(self.branch)
+        else:
+            head = self.store.resolve(self.branch)
         self.last = head
         if head == previous and self.owed != head:
             return WatchEvent(head=head, previous=previous, action="unchanged")

@@ -14,7 +14,7 @@ from typing import Any
 from platform_kit import data
 from platform_kit.config import Config
 from platform_kit.endpoints import Service
-from platform_kit.errors import PlatformKitError
+from platform_kit.errors import PlatformKitError, PushRejectedError
 from platform_kit.plan import Plan, PlanSummary
 from platform_kit.plan_inputs import plan_training
 from platform_kit.project import Project
@@ -99,6 +99,9 @@ def run_pipeline(
     say("services", "Dolt and MLflow answer")
     store = project.store
     store.create_database()
+    if config.dolt.remote is not None:
+        head = data.catch_up(config, store)
+        say("pull", f"{config.dolt.main_branch} @ {head[:12]} from {config.dolt.remote.url}")
 
     say("sync", f"reading {len(config.sheets)} sheet(s)")
     for result in sync(config, store).sheets:
@@ -112,6 +115,8 @@ def run_pipeline(
     for stage in report.sheets:
         _merge(store, config, stage, say)
     report.main_commit = store.resolve(config.dolt.main_branch)
+    if config.dolt.remote is not None:
+        report.main_commit = _push_main(config, store, say)
 
     registry = project.models
     report.plan = plan_training(config, store, registry, to_ref=report.main_commit)
@@ -171,6 +176,24 @@ def _merge(store: Store, config: Config, stage: SheetStage, say: Say) -> None:
         f"{stage.branch} -> {main} @ {result.commit[:12]}"
         + (" (fast-forward)" if result.fast_forward else ""),
     )
+
+
+def _push_main(config: Config, store: Store, say: Say) -> str:
+    """Push main to the remote; trained is exactly the commit the remote then has.
+
+    When the remote's main moved since the pull (a merged pull request), its commits are merged
+    in and the push is tried once more; a conflict stops the run with both sides as they were.
+    """
+    main = config.dolt.main_branch
+    try:
+        head = store.push(main)
+    except PushRejectedError:
+        theirs = store.fetch()[main]
+        say("push", f"the remote's {main} moved to {theirs[:12]} during the run: merging it")
+        store.merge(theirs, main, f"merge the remote's {main} into {main}")
+        head = store.push(main)
+    say("push", f"{main} @ {head[:12]} -> {config.dolt.remote.url if config.dolt.remote else ''}")
+    return head
 
 
 def _release(project: Project, report: RunReport, say: Say) -> None:

@@ -1,4 +1,4 @@
-"""platform-kit data diff [FROM] [TO] | data merge BRANCH | data log"""
+"""platform-kit data diff [FROM] [TO] | data merge BRANCH | data log | data pull [BRANCH]"""
 
 from __future__ import annotations
 
@@ -40,6 +40,15 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
     log.add_argument("ref", nargs="?", help="default: the main branch")
     log.add_argument("-n", "--limit", type=int, default=20)
     log.set_defaults(needs=READ)
+    pull = actions.add_parser(
+        "pull",
+        parents=[parent],
+        help="bring main up to the head of dolt.remote",
+        description="Fetch dolt.remote and fast-forward BRANCH (default: the main branch) to the "
+        "remote's head of it. Diverged branches are left as they are, with what to do.",
+    )
+    pull.add_argument("branch", nargs="?", metavar="BRANCH", help="default: the main branch")
+    pull.set_defaults(needs=WRITE)
     parser.set_defaults(handler=run)
 
 
@@ -71,6 +80,20 @@ def run(args: argparse.Namespace) -> int:
                 + (" (fast-forward)" if result.fast_forward else "")
                 if result.changed
                 else f"nothing to merge: {body['into']} already has {args.branch}"
+            ),
+        )
+    elif args.action == "pull":
+        data.require_remote(config)
+        store.create_database()  # a first pull clones
+        pulled = data.pull(config, store, args.branch)
+        emit(
+            args,
+            {**vars(pulled), "changed": pulled.changed},
+            lambda: note(
+                f"{pulled.branch}: {(pulled.before or 'none')[:12]} -> {pulled.after[:12]} "
+                f"(from {pulled.remote})"
+                if pulled.changed
+                else f"{pulled.branch} is up to date with {pulled.remote} @ {pulled.after[:12]}"
             ),
         )
     else:

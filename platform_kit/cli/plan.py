@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from platform_kit import env
+from platform_kit import data, env
 from platform_kit.cli.common import emit, note, project_of, stdout, table
 from platform_kit.endpoints import Service
 from platform_kit.plan import Plan, PlanSummary, github_output, shard_plan
@@ -35,13 +35,13 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 def run(args: argparse.Namespace) -> int:
     project = project_of(args)
+    config, store = project.config, project.store
+    from_ref, to_ref = args.from_ref, args.to_ref
+    if config.dolt.remote is not None:  # the remote's main, at an exact commit (fetched here)
+        to_ref = data.at_commit(config, store, to_ref) if to_ref else data.catch_up(config, store)
+        from_ref = data.at_commit(config, store, from_ref) if from_ref else None
     plan = plan_training(
-        project.config,
-        project.store,
-        project.models,
-        from_ref=args.from_ref,
-        to_ref=args.to_ref,
-        force=args.force,
+        config, store, project.models, from_ref=from_ref, to_ref=to_ref, force=args.force
     )
     shards = shard_plan(plan, args.max_jobs, force=args.force)
     summary = PlanSummary.of(plan).line()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
+from platform_kit import data
 from platform_kit.cli.common import emit, note, project_of, stdout, table
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
@@ -48,6 +49,8 @@ def run(args: argparse.Namespace) -> int:
 def _build(args: argparse.Namespace, project: Project) -> None:
     from platform_kit import release  # numpy and docker: not for --help
 
+    if project.config.dolt.remote is not None:  # families expand at the remote's main
+        data.catch_up(project.config, project.store)
     result = release.build_release(
         project.config,
         store=project.store,

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from platform_kit import data
 from platform_kit.cli.common import emit, note, project_of, stderr, stdout, table
 from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError, UsageError
@@ -36,6 +37,13 @@ def run(args: argparse.Namespace) -> int:
     if shard is not None and args.ref:
         raise UsageError("--ref cannot be used with --shard (a shard names its own commit)")
     project = project_of(args)
+    ref = args.ref
+    if project.config.dolt.remote is not None:  # the commit to train on, fetched if not here
+        config, store = project.config, project.store
+        if shard is not None:
+            data.at_commit(config, store, shard.ref)
+        else:
+            ref = data.at_commit(config, store, ref) if ref else data.catch_up(config, store)
     with progress_bar() as progress:
         report = train(
             project.config,
@@ -43,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             project.models,
             names=args.model,
             shard=shard,
-            ref=args.ref,
+            ref=ref,
             workers=args.workers,
             force=args.force,
             progress=progress,

@@ -17,7 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from platform_kit.errors import StoreError
+from platform_kit.config import DoltRemote
+from platform_kit.errors import RemoteError, StoreError
 from platform_kit.sql import is_identifier
 
 Row = dict[str, Any]
@@ -93,11 +94,18 @@ class Store(ABC):
     """A versioned SQL database (Dolt). Construct backends with their connection settings."""
 
     database: str
+    remote: DoltRemote | None = None  # the remote this database is a clone of (dolt.remote)
 
     # -- databases and branches
 
     def create_database(self) -> None:
-        """Create the database (with an initial commit on the main branch) if it is missing."""
+        """Create the database (with an initial commit on the main branch) if it is missing.
+
+        With a remote: clone it instead, and make sure an existing database has it as origin.
+
+        Raises:
+            RemoteError, ServiceError: the remote refused the clone, or cannot be reached.
+        """
         self._create_database()
 
     def branches(self) -> dict[str, str]:
@@ -236,6 +244,51 @@ class Store(ABC):
         check_branch(name)
         return self._tag(name)
 
+    # -- the remote (DoltHub, DoltLab, a sql-server's remotesapi): a clone kept in step
+
+    def fetch(self) -> dict[str, str]:
+        """Fetch every branch of the remote (no local branch moves).
+
+        Returns:
+            The remote's branch names (``main``, ``sheets/x``) -> their head commits, now also
+            readable here by hash.
+
+        Raises:
+            RemoteError: no remote is configured, or it refused (credentials, no such database).
+            ServiceError: the remote cannot be reached, after retries.
+        """
+        return self._fetch(self._require_remote())
+
+    def push(self, branch: str) -> str:
+        """Push ``branch`` to the remote's branch of the same name; returns the head pushed.
+
+        Raises:
+            PushRejectedError: the remote's branch has commits this one lacks (not a
+                fast-forward); neither side changed.
+            RemoteError, ServiceError: as :meth:`fetch`.
+        """
+        check_branch(branch)
+        return self._push(self._require_remote(), branch)
+
+    def pull(self, branch: str) -> str:
+        """Fetch, then fast-forward ``branch`` to the remote's head of it (creating it when it is
+        missing here); a branch that is ahead of the remote stays as it is. Returns its head.
+
+        Raises:
+            RemoteError: the branches diverged (each has commits the other lacks): nothing moved.
+            ServiceError: as :meth:`fetch`.
+        """
+        check_branch(branch)
+        return self._pull(self._require_remote(), branch)
+
+    def _require_remote(self) -> DoltRemote:
+        if self.remote is None:
+            raise RemoteError(
+                f"Dolt database {self.database!r} has no remote",
+                hint="set dolt.remote in platform.yaml (a DoltHub, DoltLab or remotesapi URL)",
+            )
+        return self.remote
+
     # -- hooks for backends
 
     @abstractmethod
@@ -276,6 +329,12 @@ class Store(ABC):
     def _set_tag(self, name: str, commit: str, note: str) -> None: ...
     @abstractmethod
     def _tag(self, name: str) -> tuple[str, str] | None: ...
+    @abstractmethod
+    def _fetch(self, remote: DoltRemote) -> dict[str, str]: ...
+    @abstractmethod
+    def _push(self, remote: DoltRemote, branch: str) -> str: ...
+    @abstractmethod
+    def _pull(self, remote: DoltRemote, branch: str) -> str: ...
 
 
 def check_identifier(name: str) -> str:

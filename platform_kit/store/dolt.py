@@ -25,10 +25,13 @@ import mysql.connector
 from mysql.connector.abstracts import MySQLConnectionAbstract
 
 from platform_kit import env
+from platform_kit.config import DoltRemote
 from platform_kit.errors import (
     AccessDeniedError,
     MergeConflictError,
+    PushRejectedError,
     RefNotFoundError,
+    RemoteError,
     ServiceError,
     StoreError,
 )
@@ -135,12 +138,17 @@ class DoltStore(Store):
         database: str,
         main_branch: str = "main",
         connect_timeout: int = 10,
+        *,
+        remote: DoltRemote | None = None,
+        remote_attempts: int = 3,
     ) -> None:
         self.host, self.port, self.user = host, port, user
         self._password = password
         self.database = database
         self.main_branch = main_branch
         self.connect_timeout = connect_timeout
+        self.remote = remote
+        self.remote_attempts = remote_attempts  # each unreachable try takes Dolt ~6 s itself
 
     def __repr__(self) -> str:  # never shows the password
         return f"DoltStore({self.user}@{self.host}:{self.port}/{self.database})"
@@ -215,8 +223,13 @@ class DoltStore(Store):
         # Never CREATE DATABASE one that exists: a user with rights on that database only may
         # not run it at all, even with IF NOT EXISTS.
         if not self._database_exists(self.database):
+            if self.remote is not None:
+                self._clone(self.remote)
+                return
             with self._cursor(None) as cur:
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(self.database)}")
+        elif self.remote is not None:
+            self._add_origin(self.remote)
 
     def _database_exists(self, name: str) -> bool:
         """Whether ``name`` exists and this user may see it (both needed to use it)."""
@@ -537,6 +550,156 @@ class DoltStore(Store):
                 "kit's users SELECT, INSERT on it",
             ) from exc
 
+    # -- the remote: Dolt runs clone, fetch and push in the server, which reads
+    # DOLT_REMOTE_PASSWORD from its own environment; the kit passes only --user.
+
+    def _remote_user(self, remote: DoltRemote) -> list[str]:
+        user = env.get(env.DOLT_REMOTE_USER) or remote.user
+        return ["--user", user] if user else []
+
+    def _remote_call(
+        self,
+        remote: DoltRemote,
+        procedure: str,
+        args: Sequence[str],
+        doing: str,
+        *,
+        db: bool = True,
+    ) -> list[Any]:
+        """``CALL procedure(args)`` with the remote user; an unreachable remote is tried again."""
+        values = [*self._remote_user(remote), *args]
+        sql = f"CALL {procedure}({', '.join(['%s'] * len(values))})"
+
+        def attempt() -> list[Any]:
+            conn = self._connect(self._db() if db else None)
+            try:
+                cur = conn.cursor()
+                cur.execute(sql, values)
+                return list(cur.fetchall())
+            finally:
+                with contextlib.suppress(mysql.connector.Error):
+                    conn.close()
+
+        try:
+            return retry(
+                attempt,
+                transient=_remote_unreachable,
+                what=f"{doing} ({remote.url})",
+                attempts=self.remote_attempts,
+                first_delay=1.0,
+            )
+        except mysql.connector.Error as exc:
+            raise self._remote_error(exc, remote, doing, procedure) from exc
+
+    def _remote_error(
+        self, exc: mysql.connector.Error, remote: DoltRemote, doing: str, procedure: str
+    ) -> Exception:
+        text = env.redact(str(exc.msg))
+        lower = text.lower()
+        user = (self._remote_user(remote) or ["", "(none)"])[1]
+        creds = "check DOLT_REMOTE_USER (or the user in dolt.remote) and DOLT_REMOTE_PASSWORD"
+        if _remote_unreachable(exc):
+            return ServiceError(
+                f"the Dolt remote {remote.url} is unreachable ({doing}; tried "
+                f"{self.remote_attempts} times): {_rpc_reason(text)}",
+                hint="check dolt.remote and the network; nothing was changed on either side",
+            )
+        if "must set dolt_remote_password" in lower or "dolt_remote_password" in lower:
+            return RemoteError(
+                f"the Dolt server at {self.host}:{self.port} has no DOLT_REMOTE_PASSWORD in its "
+                f"environment ({doing} as user {user!r})",
+                hint="export DOLT_REMOTE_PASSWORD and restart that server (local: 'platform-kit "
+                "services down' then 'services up')",
+            )
+        if "rpc error" not in lower and _REFUSED.search(text):  # this server refused the CALL
+            return _translate(exc, doing, statement=f"CALL {procedure}()", user=self.user)
+        if "unauthenticated" in lower or "permissiondenied" in lower or "access denied" in lower:
+            return RemoteError(
+                f"the Dolt remote {remote.url} refused user {user!r} ({doing})",
+                hint=f"{creds}, set where the Dolt server holding the clone runs; the remote user "
+                "needs CLONE_ADMIN to read and SUPER to push",
+            )
+        if "non-fast-forward" in lower or "[rejected]" in lower:
+            return PushRejectedError(
+                f"the remote {remote.url} refused {doing}: its branch has commits this one lacks "
+                "(not a fast-forward); nothing was changed on either side",
+                hint="bring them in first ('platform-kit data pull BRANCH', merging where they "
+                "diverged), then push again",
+            )
+        if "does not appear to be a dolt database" in lower or "repository not found" in lower:
+            return RemoteError(
+                f"there is no Dolt database at {remote.url} ({doing})",
+                hint="check dolt.remote; create the database on the remote first",
+            )
+        first = next((line for line in text.splitlines() if line.strip()), text)
+        return RemoteError(f"the Dolt remote {remote.url} refused {doing}: {first}")
+
+    def _clone(self, remote: DoltRemote) -> None:
+        self._remote_call(
+            remote,
+            "DOLT_CLONE",
+            [remote.url, self.database],
+            f"cloning into database {self.database!r}",
+            db=False,
+        )
+        self._add_origin(remote)
+
+    def _add_origin(self, remote: DoltRemote) -> None:
+        rows = self._rows("SELECT url FROM dolt_remotes WHERE name = %s", (remote.name,))
+        if not rows:
+            with self._cursor(self._db()) as cur:
+                cur.execute("CALL DOLT_REMOTE('add', %s, %s)", (remote.name, remote.url))
+                cur.fetchall()
+        elif str(rows[0]["url"]).rstrip("/") != remote.url.rstrip("/"):
+            raise RemoteError(
+                f"Dolt database {self.database!r} has remote {remote.name!r} at "
+                f"{rows[0]['url']}, not dolt.remote {remote.url}",
+                hint=f"fix dolt.remote, or CALL DOLT_REMOTE('remove', '{remote.name}') in it",
+            )
+
+    def _fetch(self, remote: DoltRemote) -> dict[str, str]:
+        self._remote_call(remote, "DOLT_FETCH", ["--prune", remote.name], "fetching")
+        return self._remote_heads(remote)
+
+    def _remote_heads(self, remote: DoltRemote) -> dict[str, str]:
+        prefix = f"remotes/{remote.name}/"
+        return {
+            str(r["name"])[len(prefix) :]: str(r["hash"])
+            for r in self._rows("SELECT name, hash FROM dolt_remote_branches")
+            if str(r["name"]).startswith(prefix)
+        }
+
+    def _push(self, remote: DoltRemote, branch: str) -> str:
+        head = self.resolve(branch)
+        self._remote_call(
+            remote, "DOLT_PUSH", [remote.name, f"{branch}:{branch}"], f"pushing {branch!r}"
+        )
+        return head
+
+    def _pull(self, remote: DoltRemote, branch: str) -> str:
+        theirs = self._fetch(remote).get(branch)
+        if theirs is None:
+            raise RemoteError(f"the remote {remote.url} has no branch {branch!r}")
+        local = self._branches().get(branch)
+        if local is None:
+            with self._cursor(self._db()) as cur:
+                cur.execute("CALL DOLT_BRANCH(%s, %s)", (branch, theirs))
+                cur.fetchall()
+            return theirs
+        if local == theirs:
+            return local
+        base = str(self._rows("SELECT DOLT_MERGE_BASE(%s, %s) AS b", (local, theirs))[0]["b"])
+        if base == theirs:  # ahead of the remote: its commits are all here already
+            return local
+        if base != local:
+            raise RemoteError(
+                f"{branch!r} here and on the remote {remote.url} have diverged (each has commits "
+                "the other lacks); nothing was changed",
+                hint=f"merge the remote's: 'platform-kit data merge remotes/{remote.name}/{branch} "
+                f"--into {branch}', then push it",
+            )
+        return self._merge(theirs, branch, None).commit
+
 
 def _apply(cur: Any, change: ChangeSet, user: str = "") -> None:
     schema = change.schema
@@ -706,6 +869,23 @@ def _transient(exc: BaseException) -> bool:
     return isinstance(exc, mysql.connector.Error) and (
         exc.errno in _TRANSIENT_ERRNOS or isinstance(exc, mysql.connector.InterfaceError)
     )
+
+
+def _remote_unreachable(exc: BaseException) -> bool:
+    """A remote that did not answer (Dolt reports gRPC's 'Unavailable'): worth another try."""
+    if not isinstance(exc, mysql.connector.Error) or _transient(exc):
+        return False
+    text = str(exc.msg).lower()
+    return any(
+        m in text
+        for m in ("code = unavailable", "connection refused", "no such host", "i/o timeout")
+    )
+
+
+def _rpc_reason(text: str) -> str:
+    """The end of a gRPC error chain ('dial tcp ...: connect: connection refused')."""
+    found = re.search(r"(dial tcp [^\"]+|no such host|i/o timeout)", text)
+    return found[1] if found else text.splitlines()[0][:160]
 
 
 def _get_lock(cur: Any, key: str, timeout: float) -> bool:

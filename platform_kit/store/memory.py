@@ -32,7 +32,15 @@ from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from platform_kit.errors import MergeConflictError, RefNotFoundError, StoreError
+from platform_kit.config import DoltRemote
+from platform_kit.errors import (
+    MergeConflictError,
+    PushRejectedError,
+    RefNotFoundError,
+    RemoteError,
+    ServiceError,
+    StoreError,
+)
 from platform_kit.store.base import (
     ChangeSet,
     Commit,
@@ -96,6 +104,17 @@ class _Database:
     commits: dict[str, _Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
     tags: dict[str, tuple[str, str]] = field(default_factory=dict)
+    remote_branches: dict[str, str] = field(default_factory=dict)  # as of the last fetch
+
+
+# Remotes by URL, as a remotesapi would serve them: a store's dolt.remote names one of these.
+REMOTES: dict[str, MemoryStore] = {}
+
+
+def serve_remote(url: str, store: MemoryStore) -> DoltRemote:
+    """Make ``store`` answer at ``url`` as a remote; returns the DoltRemote naming it."""
+    REMOTES[url] = store
+    return DoltRemote(url=url)
 
 
 class MemoryServer:
@@ -130,7 +149,9 @@ class MemoryStore(Store):
         main_branch: str = "main",
         server: MemoryServer | None = None,
         user: str = "root",
+        remote: DoltRemote | None = None,
     ) -> None:
+        self.remote = remote
         self.database = database
         self.main_branch = main_branch
         self.server = server or MemoryServer()
@@ -172,6 +193,12 @@ class MemoryStore(Store):
     # -- databases and branches
 
     def _create_database(self) -> None:
+        if self.remote is not None and self.database not in self.server.databases:
+            heads = self._fetch_into(_Database(), self.remote)
+            with self.server.mutex:
+                db = self.server.databases.setdefault(self.database, heads)
+                db.branches.setdefault(self.main_branch, db.remote_branches[self.main_branch])
+            return
         with self.server.mutex:
             if self.database in self.server.databases:
                 return
@@ -373,6 +400,68 @@ class MemoryStore(Store):
                 return False
             self.server.claims[key] = dt.datetime.now(dt.UTC).replace(tzinfo=None)
             return True
+
+    # -- the remote
+
+    def _origin(self, remote: DoltRemote) -> MemoryStore:
+        found = REMOTES.get(remote.url)
+        if found is None:
+            raise ServiceError(f"the Dolt remote {remote.url} is unreachable")
+        return found
+
+    def _fetch_into(self, db: _Database, remote: DoltRemote) -> _Database:
+        origin = self._origin(remote)
+        with origin.server.mutex:
+            theirs = origin._db()
+            commits, heads = dict(theirs.commits), dict(theirs.branches)
+        with self.server.mutex:
+            for commit in commits.values():
+                db.commits.setdefault(commit.hash, commit)
+            db.remote_branches = heads
+        return db
+
+    def _fetch(self, remote: DoltRemote) -> dict[str, str]:
+        self._fetch_into(self._db(), remote)
+        return dict(self._db().remote_branches)
+
+    def _push(self, remote: DoltRemote, branch: str) -> str:
+        origin = self._origin(remote)
+        with self.server.mutex:
+            db = self._db()
+            head = self._resolve(branch)
+            mine = {h: db.commits[h] for h in _ancestors(db, head)}
+        with origin.server.mutex:
+            theirs = origin._db()
+            current = theirs.branches.get(branch)
+            if current is not None and current not in mine:
+                raise PushRejectedError(
+                    f"the remote {remote.url} refused pushing {branch!r}: its branch has commits "
+                    "this one lacks (not a fast-forward); nothing was changed on either side",
+                    hint="bring them in first ('platform-kit data pull BRANCH'), then push again",
+                )
+            for commit in mine.values():
+                theirs.commits.setdefault(commit.hash, commit)
+            theirs.branches[branch] = head
+        return head
+
+    def _pull(self, remote: DoltRemote, branch: str) -> str:
+        theirs = self._fetch(remote).get(branch)
+        if theirs is None:
+            raise RemoteError(f"the remote {remote.url} has no branch {branch!r}")
+        with self.server.mutex:
+            db = self._db()
+            local = db.branches.get(branch)
+            if local is None or local in _ancestors(db, theirs):
+                db.branches[branch] = theirs
+                return theirs
+            if theirs in _ancestors(db, local):
+                return local
+        raise RemoteError(
+            f"{branch!r} here and on the remote {remote.url} have diverged (each has commits "
+            "the other lacks); nothing was changed",
+            hint=f"merge the remote's: 'platform-kit data merge remotes/{remote.name}/{branch} "
+            f"--into {branch}', then push it",
+        )
 
 
 # ---------------------------------------------------------------------------- values

@@ -19,8 +19,6 @@ import requests
 
 from tests.prod import SCRIPT, ProdDeployment
 
-pytestmark = [pytest.mark.dolt, pytest.mark.mlflow, pytest.mark.docker]
-
 
 def connect(prod: ProdDeployment, user: str, password: str, database: str | None = None) -> Any:
     return mysql.connector.connect(

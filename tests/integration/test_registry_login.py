@@ -18,7 +18,6 @@ from platform_kit.errors import ReleaseError
 from platform_kit.release.registry import Registry
 from tests.prod import ProdDeployment
 
-pytestmark = pytest.mark.docker
 REPO = "platform-kit-test/login"
 
 

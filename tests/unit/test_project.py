@@ -70,6 +70,7 @@ def test_commands_that_only_read_never_start_a_server() -> None:
     assert starters == {
         "sync",
         "data merge",
+        "data pull",  # it clones and moves main: a write
         "train",
         "run",
         "release build",
