@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 
-from platform_kit import data, release, summary
+from platform_kit import data, summary
 from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.cli.lineage import release_summary
 from platform_kit.endpoints import Service
@@ -48,6 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     if project.config.dolt.remote is not None:  # families expand at the remote's main
         data.catch_up(project.config, project.store)
     result = release.build_release(
@@ -71,6 +73,8 @@ def _build(args: argparse.Namespace, project: Project) -> None:
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     rows = release.list_releases(project.config, project.releases)
 
     def changed(names: list[str]) -> str:
@@ -97,6 +101,8 @@ def _list(args: argparse.Namespace, project: Project) -> None:
 
 
 def _diff(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     changes = release.diff_releases(project.releases, args.tag1, args.tag2)
     emit(
         args,
@@ -112,6 +118,8 @@ def _diff(args: argparse.Namespace, project: Project) -> None:
 
 
 def _rollback(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     result = release.rollback_release(
         project.config,
         args.tag,

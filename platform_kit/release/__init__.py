@@ -27,7 +27,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -54,7 +53,6 @@ LABEL_MANIFEST = "platform-kit.manifest"
 LABEL_DOLT_COMMIT = "platform-kit.dolt.commit"
 logger = logging.getLogger(__name__)
 _TAG = re.compile(r"^[0-9a-f]{32}$")
-_RESOLVE_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -124,8 +122,8 @@ def resolve_manifest(
         raise ReleaseError(
             f"{config.path}: no models are configured, so there is nothing to release"
         )
-    with ThreadPoolExecutor(_RESOLVE_WORKERS) as pool:
-        found = list(pool.map(models.production, names))
+    holding = models.productions(names)  # two paged searches, not a call per model
+    found = [holding[name] for name in names]
     missing = [name for name, info in zip(names, found, strict=True) if info is None]
     if missing:
         shown = ", ".join(missing[:20]) + (
