@@ -210,16 +210,20 @@ def _known(digests: list[bytes], known: frozenset[bytes]) -> Callable[[int], boo
 
 def _row_seed(sheet: SheetConfig, raw: RawSheet) -> str:
     """Row digests hold only under the header and config they were taken with."""
-    settings = (
+    settings = (*_rules(sheet), raw.header)
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
+
+
+def _rules(sheet: SheetConfig) -> tuple[object, ...]:
+    """What of a sheet's config decides how its rows are read and checked."""
+    return (
         sheet.columns,
         sheet.renames,
         sheet.primary_key,
         sheet.required,
         sheet.allow_drops,
         sheet.table,
-        raw.header,
     )
-    return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
 
 
 def _row_digests(seed: str, rows: list[list[Any]]) -> list[bytes]:
@@ -267,15 +271,7 @@ def source_key(sheet: SheetConfig, reader: SheetReader) -> str | None:
     source = sheet.source
     # A file by name, not path: a fresh checkout elsewhere holds the same bytes.
     where = (source.file.name, source.worksheet) if isinstance(source, FileSource) else source
-    settings = (
-        sheet.columns,
-        sheet.renames,
-        sheet.primary_key,
-        sheet.required,
-        sheet.allow_drops,
-        sheet.table,
-        where,
-    )
+    settings = (*_rules(sheet), where)
     digest = hashlib.sha256(repr(settings).encode())
     if isinstance(source, FileSource):
         if not source.file.is_file():
