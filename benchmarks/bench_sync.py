@@ -6,9 +6,10 @@ Prints the first sync, a no-change resync and a 10-row edit, each against the im
 checks that the edit's commit diff is exactly those 10 rows. Goals: first sync <= 1.5x import,
 no-change resync <= 10% of the first sync (no commit), 10-row edit <= 15% of the first sync.
 
-A resync of an unchanged file is answered from sync's cache (same bytes, same config, same
-branch head); the figure "cache cleared" reads, validates and diffs all rows anyway, which is
-what a Google sheet (no file bytes to hash) or a touched export costs.
+A resync of an unchanged file is answered from what Dolt holds: the sync tag on the branch head
+names the source's digest (same bytes, same config), so a fresh workspace with no local state
+skips too. The figure "re-exported" has new bytes holding the same rows: it reads, validates
+and diffs all rows, and commits nothing.
 """
 
 from __future__ import annotations
@@ -54,15 +55,18 @@ class Figures:
     rows: int
     dolt_import: float
     first: float
-    again: float  # answered from the cache
-    again_full: float  # cache cleared: read, validate, diff every row
+    again: float  # answered from Dolt's sync tag
+    again_fresh: float  # the same, from a fresh workspace (no .platform, another directory)
+    again_full: float  # re-exported: new bytes, same rows; read, validate, diff every row
     edit: float
 
 
-def write_csv(path: Path, rows: int, edited: set[int] | None = None) -> None:
+def write_csv(
+    path: Path, rows: int, edited: set[int] | None = None, lineterminator: str = "\r\n"
+) -> None:
     rng = random.Random(7)
     with path.open("w", newline="") as handle:
-        out = csv.writer(handle)
+        out = csv.writer(handle, lineterminator=lineterminator)
         out.writerow(list(COLUMNS))
         for i in range(rows):
             text = " ".join(rng.choice(WORDS) for _ in range(8))
@@ -155,9 +159,22 @@ def measure(root: Path, config: Config, store: Store, rows: int, quiet: bool = F
     )
     assert report.sheets[0].commit is None and store.resolve("main") == head
 
-    (config.state_dir / "sync-state.json").unlink()
+    # A fresh runner: another directory, the same platform.yaml and bytes, no .platform.
+    fresh = root / "fresh"
+    fresh.mkdir()
+    (fresh / "platform.yaml").write_text((config.root / "platform.yaml").read_text())
+    (fresh / csv_path.name).write_bytes(csv_path.read_bytes())
+    fresh_config = load_config(fresh / "platform.yaml")
+    again_fresh, report = timed(
+        "platform-kit sync, no change, no local state",
+        lambda: sync(fresh_config, store, branch="main"),
+        quiet,
+    )
+    assert report.sheets[0].revision == "unchanged" and store.resolve("main") == head
+
+    write_csv(csv_path, rows, lineterminator="\n")  # other bytes, the same rows
     again_full, report = timed(
-        "platform-kit sync, no change, cache cleared",
+        "platform-kit sync, re-exported, same rows",
         lambda: sync(config, store, branch="main"),
         quiet,
     )
@@ -178,7 +195,7 @@ def measure(root: Path, config: Config, store: Store, rows: int, quiet: bool = F
     assert all(
         c.new and c.old and c.new["text"] == "edited " + c.old["text"] for c in diff.modified
     )
-    return Figures(rows, reference, first, again, again_full, edit)
+    return Figures(rows, reference, first, again, again_fresh, again_full, edit)
 
 
 def main() -> None:
@@ -199,7 +216,10 @@ def main() -> None:
 
     print(f"\nfirst sync / dolt import:        {f.first / f.dolt_import:6.2f}x  (goal <= 1.5x)")
     print(f"no-change resync / first:        {f.again / f.first:6.1%}  (goal <= 10%, no commit)")
-    print(f"  cache cleared / first:         {f.again_full / f.first:6.1%}")
+    print(
+        f"no-change resync, no local state / first: {f.again_fresh / f.first:6.1%}  (goal <= 5%)"
+    )
+    print(f"  re-exported, same rows / first: {f.again_full / f.first:6.1%}")
     print(f"{EDITED}-row edit / first:             {f.edit / f.first:6.1%}  (goal <= 15%)")
     print(f"{EDITED}-row edit: one commit, diff exactly those {EDITED} rows: yes")
 

@@ -15,8 +15,6 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-import requests
-
 from platform_kit import env
 from platform_kit.config import Config, DoltServer
 from platform_kit.errors import ConfigError, ServiceError
@@ -168,6 +166,8 @@ def dolt_healthy(
 
 def mlflow_healthy(uri: str, timeout: float = 5.0) -> tuple[bool, str]:
     """(answers, one line for people): MLflow's ``/health`` endpoint."""
+    import requests  # loaded by the commands that ask, not by --help
+
     try:
         response = requests.get(f"{uri.rstrip('/')}/health", timeout=timeout)
     except requests.RequestException as exc:

@@ -9,22 +9,24 @@ other tools read (docs/architecture.md):
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import json
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
-from pathlib import Path
+from functools import cached_property
 from typing import Any
 
 from platform_kit.config import Config, FileSource, SheetConfig
-from platform_kit.errors import ValidationError
-from platform_kit.jsonio import write_json_atomic
+from platform_kit.errors import StoreError, ValidationError
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
-from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema
+from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema, check_identifier
 
+log = logging.getLogger(__name__)
 SAMPLE = 20  # changed rows kept per kind for --dry-run and review output
 
 
@@ -98,27 +100,40 @@ def sync(
     chosen = [config.sheet(name) for name in sheets] if sheets else list(config.sheets)
     main = config.dolt.main_branch
     branches = store.branches()
-    memo = _Memo(config.state_dir / "sync-state.json")
+    make_reader = reader or (lambda s: reader_for(s, config.root))
     results: list[SheetSync] = []
     # Read and validate everything first: one bad sheet writes nothing at all.
-    prepared: list[tuple[SheetConfig, RawSheet, TypedSheet, str | None]] = []
+    prepared: list[_Prepared] = []
     for sheet in chosen:
         target = branch or f"sheets/{sheet.name}"
-        digest = _file_digest(sheet)
-        if digest and memo.unchanged(target, sheet.name, branches.get(target), digest):
-            # The same bytes under the same config were synced to this very head: no diff.
+        sheet_reader = make_reader(sheet)
+        key = source_key(sheet, sheet_reader)
+        head = branches.get(target)
+        tag = store.tag(sync_tag(target, sheet.name)) if head else None
+        record = _Record.parse(tag[1]) if tag and tag[0] == head else None
+        if key and record and record.key == key:
+            # Dolt itself records that this very head holds this source under this config.
             results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
             progress(f"{sheet.name}: unchanged since the last sync")
             continue
         progress(f"reading {sheet.name}")
-        raw = (reader or (lambda s: reader_for(s, config.root)))(sheet).read(sheet)
-        prepared.append((sheet, raw, validate(sheet, raw), digest))
+        raw = sheet_reader.read(sheet)
+        seed = _row_seed(sheet, raw)
+        digests = _row_digests(seed, raw.rows)
+        known = record.rows if record and record.seed == seed else None
+        typed = validate(sheet, raw, _known(digests, known) if known else None)
+        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, head, tag))
 
-    for sheet, raw, typed, digest in prepared:
+    for item in prepared:
+        sheet, raw, typed = item.sheet, item.raw, item.typed
         target = branch or f"sheets/{sheet.name}"
         head_ref = target if target in branches else main
         head = store.resolve(head_ref)
-        change, result = plan_sheet(sheet, raw, typed, store, head, target)
+        if typed.kept and head != item.based_on:  # the branch moved meanwhile: compare it all
+            typed = validate(sheet, raw)
+        change, result = plan_sheet(
+            sheet, raw, typed, store, head, target, vanished=item.vanished()
+        )
         if result.has_changes and not dry_run:
             if target not in branches:
                 store.create_branch(target, head)
@@ -127,60 +142,167 @@ def sync(
                 target, [change], result.message, expected_head=head
             )
             progress(f"committed {sheet.name} to {target}")
-        if digest and not dry_run and target in branches:
-            memo.remember(target, sheet.name, result.commit or head, digest)
+        if not dry_run and target in branches:
+            note = _Record.of(item.key or "", item.seed, item.digests).note()
+            _remember(store, sync_tag(target, sheet.name), result.commit or head, note, item.tag)
         results.append(result)
     return SyncReport(results, dry_run=dry_run)
 
 
-class _Memo:
-    """What each sheet's source looked like when it was last synced to a branch head.
+ROW_DIGEST_BYTES = 8  # a changed row mistaken for a known one: about 1 in 10^14 at 100k rows
 
-    Lets a resync of an unchanged export skip reading and diffing it (the slow part for large
-    sheets). Only a cache: when the branch moved, or the file or its config changed, the sheet
-    is read and diffed as usual.
+
+class _Record:
+    """What the sync tag's note says about its commit: the source key and each row's digest.
+
+    The note has three lines: the key, the seed, and the row digests in sheet order (base64);
+    the digests are decoded only when a sheet is read (a skipped sheet needs the key alone).
     """
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    def __init__(self, key: str, seed: str, packed: str) -> None:
+        self.key, self.seed, self._packed = key, seed, packed
+
+    @classmethod
+    def of(cls, key: str, seed: str, digests: Sequence[bytes]) -> _Record:
+        return cls(key, seed, base64.b64encode(b"".join(digests)).decode())
+
+    def note(self) -> str:
+        return f"{self.key}\n{self.seed}\n{self._packed}"
+
+    @classmethod
+    def parse(cls, note: str) -> _Record | None:
+        parts = note.split("\n", 2)
+        return cls(*parts) if len(parts) == 3 else None
+
+    @cached_property
+    def rows(self) -> frozenset[bytes] | None:
+        """The row digests; None when the note is damaged."""
         try:
-            self.state: dict[str, dict[str, str]] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            self.state = {}
-
-    def unchanged(self, branch: str, sheet: str, head: str | None, digest: str) -> bool:
-        entry = self.state.get(f"{branch}:{sheet}")
-        return bool(entry and head and entry.get("head") == head and entry.get("digest") == digest)
-
-    def remember(self, branch: str, sheet: str, head: str, digest: str) -> None:
-        self.state[f"{branch}:{sheet}"] = {"head": head, "digest": digest}
-        write_json_atomic(self.path, self.state)
+            packed = base64.b64decode(self._packed, validate=True)
+        except ValueError:
+            return None
+        size = ROW_DIGEST_BYTES
+        return frozenset(packed[i : i + size] for i in range(0, len(packed), size))
 
 
-def _file_digest(sheet: SheetConfig) -> str | None:
-    """A hash of a file source's bytes and of the sheet's config; None for other sources."""
-    if not isinstance(sheet.source, FileSource) or not sheet.source.file.is_file():
-        return None
-    settings = (
+@dataclass
+class _Prepared:
+    sheet: SheetConfig
+    raw: RawSheet
+    typed: TypedSheet
+    key: str | None
+    seed: str
+    digests: list[bytes]
+    known: frozenset[bytes] | None
+    based_on: str | None  # the head the known digests describe
+    tag: tuple[str, str] | None  # the sync tag as read
+
+    def vanished(self) -> int | None:
+        """How many of the known rows no longer appear byte for byte (updated or deleted)."""
+        if not self.known:
+            return None
+        return len(self.known) - len(self.known.intersection(self.digests))
+
+
+def _known(digests: list[bytes], known: frozenset[bytes]) -> Callable[[int], bool]:
+    return lambda offset: digests[offset] in known
+
+
+def _row_seed(sheet: SheetConfig, raw: RawSheet) -> str:
+    """Row digests hold only under the header and config they were taken with."""
+    settings = (*_rules(sheet), raw.header)
+    return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
+
+
+def _rules(sheet: SheetConfig) -> tuple[object, ...]:
+    """What of a sheet's config decides how its rows are read and checked."""
+    return (
         sheet.columns,
         sheet.renames,
         sheet.primary_key,
         sheet.required,
         sheet.allow_drops,
         sheet.table,
-        sheet.source,
     )
+
+
+def _row_digests(seed: str, rows: list[list[Any]]) -> list[bytes]:
+    """One short digest per row (a change detector, not a seal: MD5 is the fastest here)."""
+    prefix = seed.encode() + b"\0"
+    out = []
+    for cells in rows:
+        try:
+            # NUL never occurs in a row that passed validation, so two rows cannot join the same.
+            text = f"{len(cells)}\0" + "\0".join(cells)
+        except TypeError:  # typed cells (XLSX)
+            text = "repr\0" + repr(cells)
+        out.append(
+            hashlib.md5(prefix + text.encode(), usedforsecurity=False).digest()[:ROW_DIGEST_BYTES]
+        )
+    return out
+
+
+def sync_tag(branch: str, sheet: str) -> str:
+    """The Dolt tag that records which source content ``branch``'s head holds for ``sheet``.
+
+    It points at the head the last sync of the sheet left, with the source key as its message:
+    a resync on any machine (no local state needed) sees the same head and key, and skips.
+    """
+    return f"sync/{branch}/{sheet}"
+
+
+def _remember(
+    store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None
+) -> None:
+    if before == (head, note):  # as read before this sync (a concurrent one moves the head)
+        return
+    try:
+        store.set_tag(tag, head, note)
+    except StoreError as exc:  # only a shortcut for next time: the sync itself is done
+        log.warning("could not record %s (the next sync reads the sheet again): %s", tag, exc)
+
+
+def source_key(sheet: SheetConfig, reader: SheetReader) -> str | None:
+    """What the sheet's source holds, under the sheet's config, as one hash; None: unknown.
+
+    Files: the digest of their bytes. Google Sheets: the spreadsheet's ``modifiedTime``
+    (one Drive metadata call). The config part makes a changed column, rename or rule re-read.
+    """
+    source = sheet.source
+    # A file by name, not path: a fresh checkout elsewhere holds the same bytes.
+    where = (source.file.name, source.worksheet) if isinstance(source, FileSource) else source
+    settings = (*_rules(sheet), where)
     digest = hashlib.sha256(repr(settings).encode())
-    with sheet.source.file.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
+    if isinstance(source, FileSource):
+        if not source.file.is_file():
+            return None  # the read says what is missing
+        with source.file.open("rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    else:
+        revision = reader.revision(sheet)
+        if not revision:
+            return None
+        digest.update(b"\0revision\0" + revision.encode())
     return digest.hexdigest()
 
 
 def plan_sheet(
-    sheet: SheetConfig, raw: RawSheet, typed: TypedSheet, store: Store, head: str, branch: str
+    sheet: SheetConfig,
+    raw: RawSheet,
+    typed: TypedSheet,
+    store: Store,
+    head: str,
+    branch: str,
+    *,
+    vanished: int | None = None,
 ) -> tuple[ChangeSet, SheetSync]:
-    """The row-level change from the table at ``head`` to the sheet, and its summary."""
+    """The row-level change from the table at ``head`` to the sheet, and its summary.
+
+    With ``typed.kept`` (rows known to be in the table as they are), only the other rows are
+    compared, read from Dolt by key; ``vanished`` (known rows that no longer appear) tells
+    whether some row may have been deleted, which alone needs every key of the table.
+    """
     where = f"sheet {sheet.name!r}"
     existing = store.schema(sheet.table, head)
     columns = dict(typed.columns)
@@ -214,12 +336,19 @@ def plan_sheet(
         for column in dropped:
             columns[column] = existing.columns[column]
     schema = TableSchema(columns=columns, primary_key=sheet.primary_key)
+    incremental = existing is not None and bool(typed.kept)
     old_rows: dict[Key, Row] = {}
     if existing is not None:
-        for row in store.read_table(sheet.table, head):
+        rows = (
+            _rows_with_keys(store, sheet, head, list(typed.rows))
+            if incremental
+            else store.read_table(sheet.table, head)
+        )
+        for row in rows:
             old_rows[tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key)] = row
 
     inserts, updates = [], []
+    found = 0
     same_shape = list(columns) == list(typed.columns)  # no emptied (dropped) columns to add
     for key, row in typed.rows.items():
         full = row if same_shape else {c: row.get(c) for c in columns}
@@ -230,9 +359,31 @@ def plan_sheet(
         before = old_rows.pop(nkey, None)
         if before is None:
             inserts.append(full)
-        elif any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
+            continue
+        found += 1
+        if any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
             updates.append(full)
-    deletes = [tuple(row[k] for k in sheet.primary_key) for row in old_rows.values()]
+    gone: list[Row] = list(old_rows.values())
+    if incremental and (vanished is None or vanished > found):
+        # Some known row is neither kept nor updated: deleted. Only keys are read to find it.
+        assert existing is not None
+        present = {
+            tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
+            for key in (*typed.rows, *typed.kept)
+        }
+        names = ", ".join(check_identifier(k) for k in sheet.primary_key)
+        keyed = store.query(f"SELECT {names} FROM {check_identifier(sheet.table)}", None, head)
+        gone = [
+            row
+            for row in keyed
+            if tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key) not in present
+        ]
+        # Whole rows only for the samples people see.
+        sampled = _rows_with_keys(
+            store, sheet, head, [tuple(r[k] for k in sheet.primary_key) for r in gone[:SAMPLE]]
+        )
+        gone = sampled + gone[len(sampled) :]
+    deletes = [tuple(row[k] for k in sheet.primary_key) for row in gone]
 
     change = ChangeSet(sheet.table, schema, inserts, updates, deletes, add_columns)
     result = SheetSync(
@@ -248,13 +399,34 @@ def plan_sheet(
         samples={
             "added": inserts[:SAMPLE],
             "changed": updates[:SAMPLE],
-            "deleted": list(old_rows.values())[:SAMPLE],
+            "deleted": gone[:SAMPLE],
         },
     )
     result.message = commit_message(
         sheet.name, result.added, result.changed, result.deleted, raw.source, raw.revision
     )
     return change, result
+
+
+KEYS_PER_QUERY = 500
+
+
+def _rows_with_keys(store: Store, sheet: SheetConfig, head: str, keys: list[Key]) -> list[Row]:
+    """The table's rows at ``head`` with these primary keys (those that exist)."""
+    table, primary = check_identifier(sheet.table), sheet.primary_key
+    found: list[Row] = []
+    for start in range(0, len(keys), KEYS_PER_QUERY):
+        batch = keys[start : start + KEYS_PER_QUERY]
+        params: dict[str, Any] = {}
+        clauses = []
+        for i, key in enumerate(batch):
+            parts = []
+            for j, (column, value) in enumerate(zip(primary, key, strict=True)):
+                params[f"k{i}_{j}"] = value
+                parts.append(f"{check_identifier(column)} = %(k{i}_{j})s")
+            clauses.append("(" + " AND ".join(parts) + ")")
+        found += store.query(f"SELECT * FROM {table} WHERE {' OR '.join(clauses)}", params, head)
+    return found
 
 
 def _norm(kind: str, value: Any) -> Any:

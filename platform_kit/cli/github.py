@@ -6,13 +6,16 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from platform_kit.cli.common import emit, note, project_of, stdout
 from platform_kit.config import Config, load_config
 from platform_kit.endpoints import Service
 from platform_kit.errors import ConfigError, UsageError
-from platform_kit.github import DispatchResult, WatchEvent, dispatch_workflow, watch
 from platform_kit.project import NOTHING, Needs
+
+if TYPE_CHECKING:  # PyGithub and requests load when a github command runs, not for --help
+    from platform_kit.github import DispatchResult, WatchEvent
 
 # The watcher and the webhook only read Dolt's head: they never start a local server.
 READ_DOLT = Needs({Service.DOLT})
@@ -58,6 +61,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _dispatch(args: argparse.Namespace) -> int:
     inputs = parse_inputs(args.input)
+    from platform_kit.github import dispatch_workflow
+
     result = dispatch_workflow(_optional_config(args), args.workflow, args.ref, inputs)
     emit(args, result.to_json(), lambda: _render_dispatch(result))
     return 0
@@ -88,6 +93,8 @@ def _reporter(args: argparse.Namespace, config: Config) -> Callable[[WatchEvent]
 def _watch(args: argparse.Namespace) -> int:
     project = project_of(args)
     config = project.config
+    from platform_kit.github import watch
+
     watch(
         config,
         project.store,

@@ -5,12 +5,16 @@ from __future__ import annotations
 
 import argparse
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
-from platform_kit import data, env, release, summary
+from platform_kit import data, env, summary
 from platform_kit.cli.common import emit, note, project_of, stdout, table, write_summary
 from platform_kit.cli.lineage import release_summary
 from platform_kit.endpoints import Service
 from platform_kit.project import Needs, Project
+
+if TYPE_CHECKING:
+    from platform_kit import release
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -70,6 +74,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     if project.config.dolt.remote is not None:  # families expand at the remote's main
         data.catch_up(project.config, project.store)
     result = release.build_release(
@@ -106,6 +112,8 @@ def _build(args: argparse.Namespace, project: Project) -> None:
 
 
 def _list(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     rows = release.list_releases(project.config, project.releases)
 
     def changed(names: list[str]) -> str:
@@ -132,6 +140,8 @@ def _list(args: argparse.Namespace, project: Project) -> None:
 
 
 def _diff(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     changes = release.diff_releases(project.releases, args.tag1, args.tag2)
     emit(
         args,
@@ -171,6 +181,8 @@ def _move_summary(result: release.DeployResult) -> str:
 
 
 def _move(project: Project, tag: str, *, rollback: bool) -> release.DeployResult:
+    from platform_kit import release  # numpy and docker: not for --help
+
     return release.deploy_release(
         project.config,
         tag,
@@ -189,6 +201,8 @@ def _moved_line(result: release.DeployResult) -> str:
 
 
 def _status(args: argparse.Namespace, project: Project) -> None:
+    from platform_kit import release  # numpy and docker: not for --help
+
     status = release.release_status(
         project.config, releases=project.releases, registry=project.registry
     )

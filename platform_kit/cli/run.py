@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import argparse
+from typing import TYPE_CHECKING
 
 from platform_kit import summary
 from platform_kit.cli.common import Stages, emit, project_of, stdout, write_summary
 from platform_kit.cli.train import progress_bar
 from platform_kit.endpoints import Service
 from platform_kit.errors import TrainingError
-from platform_kit.pipeline import RunReport, run_pipeline
 from platform_kit.project import Needs
+
+if TYPE_CHECKING:  # the pipeline pulls in release (numpy, docker): loaded when run runs
+    from platform_kit.pipeline import RunReport
 
 
 def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -29,6 +32,8 @@ def register(sub: argparse._SubParsersAction, parent: argparse.ArgumentParser) -
 
 
 def run(args: argparse.Namespace) -> int:
+    from platform_kit.pipeline import run_pipeline
+
     project = project_of(args)
     with Stages() as stages, progress_bar() as bar:
         report = run_pipeline(

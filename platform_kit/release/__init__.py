@@ -35,7 +35,6 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +64,6 @@ RELEASE_LOCK = "release"  # the Store lock around building, pushing and deployin
 LOCK_TIMEOUT = 3600.0  # a large release builds for a long time on a slow engine
 logger = logging.getLogger(__name__)
 _TAG = re.compile(r"^[0-9a-f]{32}$")
-_RESOLVE_WORKERS = 8
 
 
 @dataclass(frozen=True)
@@ -170,8 +168,8 @@ def resolve_manifest(
         raise ReleaseError(
             f"{config.path}: no models are configured, so there is nothing to release"
         )
-    with ThreadPoolExecutor(_RESOLVE_WORKERS) as pool:
-        found = list(pool.map(models.production, names))
+    holding = models.productions(names)  # two paged searches, not a call per model
+    found = [holding[name] for name in names]
     missing = [name for name, info in zip(names, found, strict=True) if info is None]
     if missing and (require_all or len(missing) == len(names)):
         raise ReleaseError(

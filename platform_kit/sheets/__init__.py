@@ -36,6 +36,14 @@ class SheetReader(ABC):
             SourceError: the source is missing, unreadable, or refuses access.
         """
 
+    def revision(self, sheet: SheetConfig) -> str | None:
+        """What identifies the source's current content, asked cheaply without reading it.
+
+        None: this source cannot tell (then sync reads it every time). Files answer their
+        bytes' digest (computed by sync itself), so only remote sources override this.
+        """
+        return None
+
 
 def reader_for(sheet: SheetConfig, root: Path | None = None) -> SheetReader:
     """The reader for a sheet's configured source (file names are shown relative to ``root``)."""

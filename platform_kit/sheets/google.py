@@ -119,6 +119,34 @@ class GoogleSheetReader(SheetReader):
         header, rows = (values[0], values[1:]) if values else ([], [])
         return RawSheet(header=header, rows=rows, source=source.id, revision=revision)
 
+    def revision(self, sheet: SheetConfig) -> str | None:
+        """The spreadsheet's ``modifiedTime``: one Drive metadata call, no cell is read."""
+        assert isinstance(sheet.source, GoogleSource)
+        session = self.session or google_session()
+        url = f"https://www.googleapis.com/drive/v3/files/{sheet.source.spreadsheet}"
+        params = {"fields": "modifiedTime", "supportsAllDrives": "true"}
+
+        def fetch() -> str | None:
+            response = session.get(url, params=params)
+            response.raise_for_status()
+            value = response.json().get("modifiedTime")
+            return str(value) if value else None
+
+        try:
+            return retry(fetch, transient=_transient_http, what="ask Drive", attempts=self.attempts)
+        except requests.HTTPError as exc:  # the same words as a failed read
+            if _status(exc) == 404:
+                raise SourceError(
+                    f"sheet {sheet.name!r}: spreadsheet {sheet.source.spreadsheet!r} not found",
+                    hint="check the key in platform.yaml and share the spreadsheet with the "
+                    "service account",
+                ) from exc
+            raise SourceError(_api_error(sheet.name, exc)) from exc
+        except requests.RequestException as exc:
+            raise SourceError(
+                f"sheet {sheet.name!r}: Google Sheets is unreachable ({type(exc).__name__})"
+            ) from exc
+
 
 def _status(exc: BaseException) -> int:
     response = getattr(exc, "response", None)
@@ -129,6 +157,12 @@ def _transient(exc: BaseException) -> bool:
     import gspread
 
     if isinstance(exc, gspread.exceptions.APIError):
+        return _status(exc) in RETRIED_STATUS
+    return isinstance(exc, requests.ConnectionError | requests.Timeout)
+
+
+def _transient_http(exc: BaseException) -> bool:
+    if isinstance(exc, requests.HTTPError):
         return _status(exc) in RETRIED_STATUS
     return isinstance(exc, requests.ConnectionError | requests.Timeout)
 

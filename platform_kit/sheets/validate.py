@@ -11,7 +11,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from platform_kit.config import SheetConfig
@@ -45,14 +45,23 @@ class TypedSheet:
     columns: dict[str, str]  # column -> kit type, in sheet order (declared types; new ones: string)
     rows: dict[Key, Row]  # primary key -> row
     undeclared: list[str]  # sheet columns not in platform.yaml (synced as string)
+    # Keys of rows known unchanged since the last sync (``validate(unchanged=...)``): only their
+    # key was parsed; they are in Dolt as they are, and not in ``rows``.
+    kept: set[Key] = field(default_factory=set)
 
 
 def column_of(sheet: SheetConfig, header: str) -> str:
     return sheet.renames.get(header, header)
 
 
-def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
+def validate(
+    sheet: SheetConfig, raw: RawSheet, unchanged: Callable[[int], bool] | None = None
+) -> TypedSheet:
     """Parse every row of ``raw`` by the sheet's config.
+
+    ``unchanged(i)`` true: ``raw.rows[i]`` is byte for byte a row that passed the last sync
+    under the same header and config; only its key is parsed (for the duplicate check and the
+    deletes), and it goes to ``kept``.
 
     Raises:
         ValidationError: listing every problem with sheet, row, column and value.
@@ -93,11 +102,34 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
     typed_columns = [c for c, t in types.items() if t != "string"]
     required = [(c, columns.index(c)) for c in sheet.required if c in types]
     rows: dict[Key, Row] = {}
+    kept: set[Key] = set()
+    key_at = [
+        (c, columns.index(c), parsers[c], types[c] != "string")
+        for c in sheet.primary_key
+        if unchanged is not None and c in types
+    ]
+    # The common key, one text column, is taken straight from its cell.
+    text_key = key_at[0][1] if len(key_at) == 1 and not key_at[0][3] else None
     first_seen: dict[Key, int] = {}
     for offset, cells in enumerate(raw.rows):
         number = offset + 2
         if not any(cells) and all(_blank(cells, i) for i in range(len(cells))):
             continue  # blank rows (trailing or not) carry no data
+        if unchanged is not None and unchanged(offset):
+            cell = cells[text_key] if text_key is not None and text_key < len(cells) else None
+            if isinstance(cell, str) and cell:
+                key: Key = (cell,)
+            else:
+                key = _key_of(problems, where, number, cells, key_at)
+            if key in first_seen:
+                problems.append(
+                    f"{where}, row {number}: duplicate primary key "
+                    f"{_key_text(sheet, key)} (first in row {first_seen[key]})"
+                )
+            else:
+                kept.add(key)
+                first_seen[key] = number
+            continue
         for extra in range(width, len(cells)):
             if not _blank(cells, extra):
                 problems.append(
@@ -133,7 +165,7 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
         key = tuple(row.get(k) for k in sheet.primary_key)
         if any(k is None for k in key):
             continue  # reported above: key columns are required
-        if key in rows:
+        if key in first_seen:
             problems.append(
                 f"{where}, row {number}: duplicate primary key "
                 f"{_key_text(sheet, key)} (first in row {first_seen[key]})"
@@ -144,7 +176,32 @@ def validate(sheet: SheetConfig, raw: RawSheet) -> TypedSheet:
     if problems:
         raise _error(where, problems)
     undeclared = [c for c in columns if c not in sheet.columns]
-    return TypedSheet(columns=types, rows=rows, undeclared=undeclared)
+    return TypedSheet(columns=types, rows=rows, undeclared=undeclared, kept=kept)
+
+
+def _key_of(
+    problems: list[str],
+    where: str,
+    number: int,
+    cells: list[Any],
+    key_at: list[tuple[str, int, Callable[[Any], Any], bool]],
+) -> Key:
+    """A row's primary key, parsed exactly as the whole row would have it.
+
+    The row passed before, so the checks that only reject (formula errors, control characters,
+    length) cannot fire: a text cell parses the same on the plain path and the careful one.
+    """
+    values = []
+    for column, index, parser, typed in key_at:
+        value = cells[index] if index < len(cells) else None
+        if isinstance(value, str):
+            value = value or None
+            if value is not None and typed:
+                value = _cell(problems, where, number, column, parser, value)
+        else:
+            value = _cell(problems, where, number, column, parser, value, _parse)
+        values.append(value)
+    return tuple(values)
 
 
 def _error(where: str, problems: list[str]) -> ValidationError:

@@ -232,6 +232,18 @@ class Store(ABC):
         check_token(key, "claim key", MAX_CLAIM_KEY)
         return self._claim(key)
 
+    # -- tags: a named pointer at a commit with a note (sync records what it read, issue 17)
+
+    def set_tag(self, name: str, commit: str, note: str) -> None:
+        """Point tag ``name`` at ``commit`` with ``note``, moving the tag if it exists."""
+        check_branch(name)
+        self._set_tag(name, self.resolve(commit), note)
+
+    def tag(self, name: str) -> tuple[str, str] | None:
+        """(commit, note) of tag ``name``; None when there is no such tag."""
+        check_branch(name)
+        return self._tag(name)
+
     # -- the remote (DoltHub, DoltLab, a sql-server's remotesapi): a clone kept in step
 
     def fetch(self) -> dict[str, str]:
@@ -313,6 +325,10 @@ class Store(ABC):
     def _lock(self, name: str, timeout: float) -> AbstractContextManager[None]: ...
     @abstractmethod
     def _claim(self, key: str) -> bool: ...
+    @abstractmethod
+    def _set_tag(self, name: str, commit: str, note: str) -> None: ...
+    @abstractmethod
+    def _tag(self, name: str) -> tuple[str, str] | None: ...
     @abstractmethod
     def _fetch(self, remote: DoltRemote) -> dict[str, str]: ...
     @abstractmethod

@@ -437,6 +437,19 @@ class DoltStore(Store):
         )
         return [Commit(r["commit_hash"], r["committer"], r["date"], r["message"]) for r in rows]
 
+    def _set_tag(self, name: str, commit: str, note: str) -> None:
+        with self._cursor(self._db()) as cur:
+            cur.execute("SELECT 1 FROM dolt_tags WHERE tag_name = %s", (name,))
+            if cur.fetchall():
+                cur.execute("CALL DOLT_TAG('-d', %s)", (name,))
+                cur.fetchall()
+            cur.execute("CALL DOLT_TAG(%s, %s, '-m', %s)", (name, commit, note))
+            cur.fetchall()
+
+    def _tag(self, name: str) -> tuple[str, str] | None:
+        rows = self._rows("SELECT tag_hash, message FROM dolt_tags WHERE tag_name = %s", (name,))
+        return (str(rows[0]["tag_hash"]), str(rows[0]["message"])) if rows else None
+
     # -- coordination
 
     def _lock(self, name: str, timeout: float) -> AbstractContextManager[None]:

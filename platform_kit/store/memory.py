@@ -103,6 +103,7 @@ class _Commit:
 class _Database:
     commits: dict[str, _Commit] = field(default_factory=dict)
     branches: dict[str, str] = field(default_factory=dict)
+    tags: dict[str, tuple[str, str]] = field(default_factory=dict)
     remote_branches: dict[str, str] = field(default_factory=dict)  # as of the last fetch
 
 
@@ -384,6 +385,14 @@ class MemoryStore(Store):
             yield
         finally:
             lock.release()
+
+    def _set_tag(self, name: str, commit: str, note: str) -> None:
+        with self.server.mutex:
+            self._db().tags[name] = (commit, note)
+
+    def _tag(self, name: str) -> tuple[str, str] | None:
+        with self.server.mutex:
+            return self._db().tags.get(name)
 
     def _claim(self, key: str) -> bool:
         with self.server.mutex:

@@ -6,16 +6,16 @@ MLflow errors are translated here: a server that stays unreachable becomes a
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import requests
-from mlflow.exceptions import MlflowException
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platform_kit.errors import ServiceError, TrackingError
 from platform_kit.retry import retry
+
+if TYPE_CHECKING:  # mlflow takes a second to import: only commands that talk to it pay for it
+    from mlflow.tracking import MlflowClient
 
 T = TypeVar("T")
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
@@ -23,20 +23,35 @@ _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_
 
 # MLflow's own HTTP retries back off for minutes by default (7 tries, factor 2); the kit retries
 # whole calls itself (see call()), so each MLflow request gets a short leash.
+# The pool holds one connection per thread that talks to MLflow at once (train's loggers, the
+# release's readers and downloaders: 8 each at most); MLflow's default of 10 made urllib3 warn
+# "Connection pool is full, discarding connection" and reconnect.
+HTTP_POOL = 32
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
+    "MLFLOW_HTTP_POOL_CONNECTIONS": str(HTTP_POOL),
+    "MLFLOW_HTTP_POOL_MAXSIZE": str(HTTP_POOL),
 }
+_QUIET = "MLFLOW_LOGGING_LEVEL"  # MLflow's INFO lines ("Created version ...") are noise here
 
 
 def mlflow_client(uri: str) -> MlflowClient:
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)  # a user's own setting wins
+    if _QUIET not in os.environ:
+        os.environ[_QUIET] = "WARNING"  # read when mlflow is first imported
+        logging.getLogger("mlflow").setLevel(logging.WARNING)  # imported already
+    from mlflow.tracking import MlflowClient
+
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 def _transient(exc: BaseException) -> bool:
+    import requests
+    from mlflow.exceptions import MlflowException
+
     if isinstance(exc, requests.ConnectionError | requests.Timeout | ConnectionError):
         return True
     if isinstance(exc, MlflowException):
@@ -54,6 +69,8 @@ def call(fn: Callable[[], T], what: str, *, attempts: int = 5) -> T:
     try:
         return retry(fn, transient=_transient, what=f"MLflow {what}", attempts=attempts)
     except Exception as exc:
+        from mlflow.exceptions import MlflowException
+
         if _transient(exc):
             raise ServiceError(
                 f"MLflow is unreachable while trying to {what}",

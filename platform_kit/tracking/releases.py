@@ -19,9 +19,7 @@ from collections.abc import Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from platform_kit.sql import quote_string
 from platform_kit.tracking.client import call, tags_of
@@ -35,6 +33,9 @@ from platform_kit.tracking.tags import RELEASE_IMAGE as IMAGE
 from platform_kit.tracking.tags import RELEASE_MD5 as MD5
 from platform_kit.tracking.tags import RELEASE_PREVIOUS_DIGEST as PREVIOUS_DIGEST
 from platform_kit.tracking.tags import RELEASE_ROLLBACK as ROLLBACK
+
+if TYPE_CHECKING:  # imported by the CLI's lineage command: mlflow loads on first use only
+    from mlflow.tracking import MlflowClient
 
 EXPERIMENT = "platform-kit-releases"
 MANIFEST_FILE = "manifest.json"

@@ -37,8 +37,8 @@ def private_dolt(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DoltServe
     svc.services_down(config)
 
 
-def run(cursor: Any, sql: str) -> list[Any]:
-    cursor.execute(sql)
+def run(cursor: Any, sql: str, params: tuple[Any, ...] = ()) -> list[Any]:
+    cursor.execute(sql, params or None)
     return list(cursor.fetchall()) if cursor.with_rows else []
 
 
@@ -87,6 +87,13 @@ def test_sync_user_is_confined_to_sheets_branches(private_dolt: DoltServer) -> N
         cur = sync_branch.cursor()
         run(cur, "INSERT INTO t VALUES (2)")
         run(cur, "CALL DOLT_COMMIT('-am', 'sync customers')")
+        # sync records what the head holds on a tag (issue 17): the sync user may move it.
+        tag = "sync/sheets/customers/customers"
+        for note in ("key-1", "key-2"):
+            if run(cur, "SELECT 1 FROM dolt_tags WHERE tag_name = %s", (tag,)):
+                run(cur, "CALL DOLT_TAG('-d', %s)", (tag,))
+            run(cur, "CALL DOLT_TAG(%s, 'HEAD', '-m', %s)", (tag, note))
+        assert run(cur, "SELECT message FROM dolt_tags WHERE tag_name = %s", (tag,)) == [("key-2",)]
 
     with connect(private_dolt, "kit_read", PASSWORDS["DOLT_READ_PASSWORD"]) as reader:
         cur = reader.cursor()

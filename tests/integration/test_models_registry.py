@@ -113,3 +113,25 @@ def test_unknown_model_or_version_is_a_usage_error(
     new_version(registry, name, tmp_path)
     with pytest.raises(UsageError, match="has no version 9"):
         registry.promote(name, 9)
+
+
+def test_productions_reads_in_bulk_what_production_reads_one_by_one(
+    registry: MlflowModelRegistry, tmp_path: Path
+) -> None:
+    """release's manifest (issue 17): two searches answer for every model, the same way."""
+    names = [f"{registry.project}-m{i}" for i in range(3)]
+    for name in names:
+        new_version(registry, name, tmp_path)
+        v2 = new_version(registry, name, tmp_path, fp="g")
+        if name != names[2]:
+            registry.promote(name, v2 if name == names[0] else 1)
+    missing = f"{registry.project}-never-registered"
+    bulk = registry.productions([*names, missing])
+    assert list(bulk) == [*names, missing]
+    assert {n: (v.version if v else None) for n, v in bulk.items()} == {
+        names[0]: 2,
+        names[1]: 1,
+        names[2]: None,
+        missing: None,
+    }
+    assert bulk == {n: registry.production(n) for n in [*names, missing]}

@@ -771,3 +771,16 @@ def test_a_read_only_user_can_plan_and_release(
     with pytest.raises(StoreError, match=f"Dolt refused .* for user '{mine.user}'"):
         mine.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=[row(10)])], "no")
     assert backend.store.resolve("main") == head
+
+
+def test_tags_point_at_a_commit_with_a_note_and_move(store: Store) -> None:
+    """Sync's record of what each head holds (issue 17): set, read back, moved, per database."""
+    first = seed(store)
+    name = "sync/sheets/x/x"
+    assert store.tag(name) is None
+    store.set_tag(name, "main", "key-1")
+    assert store.tag(name) == (first, "key-1")
+    store.set_tag(name, first, "key-2")  # moving onto the same commit replaces the note
+    assert store.tag(name) == (first, "key-2")
+    with pytest.raises(StoreError):
+        store.tag("bad name; DROP")

@@ -264,3 +264,32 @@ def test_gspread_wrong_worksheet_and_missing_spreadsheet(
     config2, store2 = project(tmp_path / "b", services, GOOGLE.replace("KEY1", "MISSING"))
     with pytest.raises(SourceError, match="spreadsheet 'MISSING' not found"):
         sync(config2, store2)
+
+
+def test_a_fresh_workspace_resync_skips_from_the_dolt_tag(
+    tmp_path: Path, services: Services, emulator: SheetsEmulator
+) -> None:
+    """No local state (a fresh runner): Dolt's sync tag says the source is unchanged (issue 17)."""
+    config, store = project(tmp_path / "a", services, CUSTOMERS)
+    write_csv(tmp_path / "a" / "customers.csv", ROWS)
+    first = sync(config, store).sheets[0]
+    assert first.commit
+    assert store.tag("sync/sheets/customers/customers") is not None
+    fresh = tmp_path / "b"
+    fresh.mkdir()
+    (fresh / "platform.yaml").write_text((tmp_path / "a" / "platform.yaml").read_text())
+    write_csv(fresh / "customers.csv", ROWS)
+    before = heads(store)
+    again = sync(load_config(fresh / "platform.yaml"), store).sheets[0]
+    assert again.revision == "unchanged" and again.commit is None
+    assert heads(store) == before and not (fresh / ".platform" / "sync-state.json").exists()
+
+    # Google: one Drive metadata call decides, and no cell is read.
+    gconfig, gstore = project(tmp_path / "g", services, GOOGLE)
+    emulator.put("KEY1", {"Customers": [HEADER, *ROWS]})
+    assert sync(gconfig, gstore).sheets[0].commit
+    emulator.requests.clear()
+    assert sync(gconfig, gstore).sheets[0].revision == "unchanged"
+    assert [r.split("?")[0] for r in emulator.requests] == ["/drive/v3/files/KEY1"]
+    emulator.put("KEY1", {"Customers": [HEADER, *ROWS, ["hooli", "Hooli", "no"]]})
+    assert sync(gconfig, gstore).sheets[0].added == 1
