@@ -216,9 +216,7 @@ def main() -> None:
 
     print(f"\nfirst sync / dolt import:        {f.first / f.dolt_import:6.2f}x  (goal <= 1.5x)")
     print(f"no-change resync / first:        {f.again / f.first:6.1%}  (goal <= 10%, no commit)")
-    print(
-        f"no-change resync, no local state / first: {f.again_fresh / f.first:6.1%}  (goal <= 5%)"
-    )
+    print(f"no-change resync, no local state / first: {f.again_fresh / f.first:6.1%}  (goal <= 5%)")
     print(f"  re-exported, same rows / first: {f.again_full / f.first:6.1%}")
     print(f"{EDITED}-row edit / first:             {f.edit / f.first:6.1%}  (goal <= 15%)")
     print(f"{EDITED}-row edit: one commit, diff exactly those {EDITED} rows: yes")

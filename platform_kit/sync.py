@@ -251,9 +251,7 @@ def sync_tag(branch: str, sheet: str) -> str:
     return f"sync/{branch}/{sheet}"
 
 
-def _remember(
-    store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None
-) -> None:
+def _remember(store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None) -> None:
     if before == (head, note):  # as read before this sync (a concurrent one moves the head)
         return
     try:

@@ -32,14 +32,19 @@ def require(service: str, why: str) -> None:
 
 
 @pytest.fixture(autouse=True)
-def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each test starts without the variables that point the kit elsewhere.
+def isolated_environment(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Each test starts, and ends, without the variables that point the kit elsewhere.
 
     MLflow's client sets MLFLOW_TRACKING_URI in os.environ as a side effect; left over, it would
-    make a later test's local project treat MLflow as external.
+    make a later test's local project treat MLflow as external, also in module fixtures that are
+    set up before this fixture runs for their first test, hence the clean-up at the end too.
     """
-    for name in ("MLFLOW_TRACKING_URI", "GITHUB_SHA", "GITHUB_ACTIONS", "GITHUB_OUTPUT"):
+    names = ("MLFLOW_TRACKING_URI", "GITHUB_SHA", "GITHUB_ACTIONS", "GITHUB_OUTPUT")
+    for name in names:
         monkeypatch.delenv(name, raising=False)
+    yield
+    for name in names:
+        os.environ.pop(name, None)
 
 
 @dataclass(frozen=True)
