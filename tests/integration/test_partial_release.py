@@ -103,6 +103,7 @@ def test_a_failed_model_keeps_its_production_version_and_the_release_ships(
     image: str,
     tmp_path: Path,
     capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     suffix = uuid.uuid4().hex[:8]  # registry model names are global: unique per test
     database, prefix = f"partial_{suffix}", f"part-{suffix}"
@@ -166,7 +167,7 @@ def test_a_failed_model_keeps_its_production_version_and_the_release_ships(
     path.write_text(text.replace("release: {", "release: {require_all: true, "))
     with pytest.raises(ReleaseError, match=f"no 'production' version for: {d}"):
         run_pipeline(Project(load_config(path)))
-    assert client.get_registered_model_alias(a, "production").version == "2"
+    assert client.get_model_version_by_alias(a, "production").version == "2"
     assert (tags(image), recorded(client, image, tmp_path / "r1")) == before
 
     # Without it, through the CLI: b and d fail again (exit 1, both named), the release ships
@@ -178,7 +179,17 @@ def test_a_failed_model_keeps_its_production_version_and_the_release_ships(
     assert code == 1
     report = json.loads(out)
     assert sorted(report["failed"]) == [b, d] and report["trained"] == []
-    assert f"2 model(s) failed to train: {b}, {d}" in err or f"{d}, {b}" in err
+    [failure] = [line for line in err.splitlines() if "failed to train" in line]
+    assert (
+        failure.startswith("error: 2 model(s) failed to train: ") and b in failure and d in failure
+    )
+    assert f"left out, never in production: {d}" in err
+    assert any(
+        r.levelname == "WARNING"
+        and "left out of the release" in r.getMessage()
+        and d in r.getMessage()
+        for r in caplog.records
+    )
     v2 = {a: "2", b: "1", c: "1"}
     tag2 = manifest_md5(v2)
     assert report["release"]["tag"] == tag2
@@ -189,4 +200,4 @@ def test_a_failed_model_keeps_its_production_version_and_the_release_ships(
     assert set(json.loads(shipped["platform-kit.models"])) == {a, b, c}
     assert tags(image) == sorted([tag1, tag2])
     assert recorded(client, image, tmp_path / "r2") == {tag1: v1, tag2: v2}
-    assert client.get_registered_model_alias(b, "production").version == "1"
+    assert client.get_model_version_by_alias(b, "production").version == "1"
