@@ -197,7 +197,12 @@ def test_a_failed_model_keeps_its_production_version_and_the_release_ships(
     shipped = labels(image, tag2)
     assert json.loads(shipped["platform-kit.manifest"]) == v2
     assert shipped["platform-kit.manifest.md5"] == tag2
-    assert set(json.loads(shipped["platform-kit.models"])) == {a, b, c}
+    # The content too: b's image files are those of its version 1's run, a's of its version 2's.
+    content = json.loads(shipped["platform-kit.models"])
+    assert set(content) == {a, b, c}
+    for name, version in v2.items():
+        assert content[name]["run_id"] == client.get_model_version(name, version).run_id
+    assert content[b] == json.loads(labels(image, tag1)["platform-kit.models"])[b]
     assert tags(image) == sorted([tag1, tag2])
     assert recorded(client, image, tmp_path / "r2") == {tag1: v1, tag2: v2}
     assert client.get_model_version_by_alias(b, "production").version == "1"
