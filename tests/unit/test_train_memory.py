@@ -1,0 +1,122 @@
+"""Plan and train logic on the two fakes: the in-memory store and the in-memory model registry.
+
+The same flows tests/integration/test_train*.py check on Dolt and MLflow, in seconds. The fakes
+are held to the real backends' behaviour by the contract suites
+(tests/integration/test_store_contract.py, tests/integration/test_models_registry.py).
+The trainer is a command (a few lines of shell): its workers start without torch.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from platform_kit.config import Config, load_config
+from platform_kit.plan import Reason
+from platform_kit.plan_inputs import plan_training
+from platform_kit.store.base import ChangeSet, TableSchema
+from platform_kit.store.memory import MemoryStore
+from platform_kit.tracking.memory_registry import MemoryModelRegistry
+from platform_kit.train import ModelStatus, train
+
+CONFIG = """\
+project: t
+dolt: {database: training}
+models:
+  - family: intent
+    for_each: "SELECT customer_id FROM customers"
+    name: "intent-{customer_id}"
+    query: "SELECT text, label FROM examples WHERE customer_id = %(customer_id)s"
+    trainer: {command: "sh train.sh {data} {out}"}
+    promote_if: {metric: accuracy, min: 0.5}
+"""
+# Counts the rows (the CSV's lines less the header) into a metric; writes a model directory.
+TRAINER = """\
+set -e
+mkdir -p "$2/model"
+n=$(($(wc -l < "$1") - 1))
+cp "$1" "$2/model/rows.csv"
+printf '{"accuracy": 0.9, "rows": %s}' "$n" > "$2/metrics.json"
+"""
+CUSTOMERS = TableSchema(columns={"customer_id": "string"}, primary_key=("customer_id",))
+EXAMPLES = TableSchema(
+    columns={"id": "string", "customer_id": "string", "text": "string", "label": "string"},
+    primary_key=("id",),
+)
+NAMES = ["intent-acme", "intent-globex"]
+
+
+def example(i: int, customer: str, text: str = "") -> dict[str, object]:
+    return {
+        "id": f"{customer}-{i}",
+        "customer_id": customer,
+        "text": text or f"text {i}",
+        "label": "a" if i % 2 else "b",
+    }
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Config, MemoryStore, MemoryModelRegistry]:
+    (tmp_path / "platform.yaml").write_text(CONFIG)
+    (tmp_path / "train.sh").write_text(TRAINER)
+    store = MemoryStore("training")
+    store.create_database()
+    store.commit_changes(
+        "main",
+        [
+            ChangeSet(
+                "customers", CUSTOMERS, inserts=[{"customer_id": "acme"}, {"customer_id": "globex"}]
+            ),
+            ChangeSet(
+                "examples",
+                EXAMPLES,
+                inserts=[example(i, c) for c in ("acme", "globex") for i in range(4)],
+            ),
+        ],
+        "seed",
+    )
+    registry = MemoryModelRegistry(project="t", root=tmp_path / "registry")
+    return load_config(tmp_path / "platform.yaml"), store, registry
+
+
+def reasons(config: Config, store: MemoryStore, registry: MemoryModelRegistry) -> dict[str, Reason]:
+    plan = plan_training(config, store, registry)
+    return {d.name: d.reason for d in plan.decisions}
+
+
+def test_train_once_then_only_the_model_whose_rows_changed(
+    project: tuple[Config, MemoryStore, MemoryModelRegistry],
+) -> None:
+    config, store, registry = project
+    assert reasons(config, store, registry) == dict.fromkeys(NAMES, Reason.NEW_MODEL)
+
+    report = train(config, store, registry, workers=1)
+    assert [(r.name, r.status, r.version, r.promoted) for r in report.results] == [
+        (name, ModelStatus.TRAINED, 1, True) for name in NAMES
+    ], [r.reason for r in report.results]
+    assert report.results[0].metrics == {"accuracy": 0.9, "rows": 4.0}
+    for name in NAMES:
+        production = registry.production(name)
+        assert production is not None and production.version == 1
+        assert (Path(production.source) / "rows.csv").is_file()  # the artifacts were kept
+        assert [m.version for m in registry.alias_state(name).history] == [1]
+    assert reasons(config, store, registry) == dict.fromkeys(NAMES, Reason.UNCHANGED)
+
+    store.commit_changes(
+        "main",
+        [ChangeSet("examples", EXAMPLES, updates=[example(0, "globex", "edited")])],
+        "edit one of globex's rows",
+    )
+    assert reasons(config, store, registry) == {
+        "intent-acme": Reason.UNCHANGED,
+        "intent-globex": Reason.DATA_CHANGED,
+    }
+    again = train(config, store, registry, workers=1)
+    assert {r.name: (r.status, r.version) for r in again.results} == {
+        "intent-acme": (ModelStatus.SKIPPED, None),
+        "intent-globex": (ModelStatus.TRAINED, 2),
+    }
+    assert registry.production("intent-globex").version == 2  # type: ignore[union-attr]
+    assert registry.rollback("intent-globex") == (2, 1)
+    assert reasons(config, store, registry) == dict.fromkeys(NAMES, Reason.UNCHANGED)
