@@ -37,7 +37,7 @@ from platform_kit.tracking.registry import (
 
 # Behaviours of the MLflow registry this one does not have, by the name the contract suite uses.
 KNOWN_DIFFERENCES: Mapping[str, str] = {
-    "shared": "a registry sees only its own process's runs and versions (MLflow's are server-wide:"
+    "shared": "a registry's runs and versions live in that one object (MLflow's are server-wide:"
     " two clients of one server see each other's)",
 }
 
