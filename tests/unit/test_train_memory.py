@@ -34,6 +34,7 @@ models:
 # Counts the rows (the CSV's lines less the header) into a metric; writes a model directory.
 TRAINER = """\
 set -e
+if grep -q boom "$1"; then echo "bad rows" >&2; exit 3; fi
 mkdir -p "$2/model"
 n=$(($(wc -l < "$1") - 1))
 cp "$1" "$2/model/rows.csv"
@@ -120,3 +121,26 @@ def test_train_once_then_only_the_model_whose_rows_changed(
     assert registry.production("intent-globex").version == 2  # type: ignore[union-attr]
     assert registry.rollback("intent-globex") == (2, 1)
     assert reasons(config, store, registry) == dict.fromkeys(NAMES, Reason.UNCHANGED)
+
+
+def test_a_failing_trainer_records_a_failed_run_and_no_version(
+    project: tuple[Config, MemoryStore, MemoryModelRegistry],
+) -> None:
+    config, store, registry = project
+    store.commit_changes(
+        "main",
+        [ChangeSet("examples", EXAMPLES, updates=[example(1, "globex", "boom")])],
+        "break globex",
+    )
+    report = train(config, store, registry, workers=2)
+    status = {r.name: r.status for r in report.results}
+    assert status == {"intent-acme": ModelStatus.TRAINED, "intent-globex": ModelStatus.FAILED}
+    [failed] = report.failed
+    assert "exited with 3" in failed.reason and "bad rows" in failed.reason
+    [run] = registry.runs({"model.name": "intent-globex"})
+    assert run.failed and run.run_id == failed.run_id and "bad rows" in run.tags["error"]
+    assert "intent-globex" not in registry.versions()
+    assert reasons(config, store, registry) == {
+        "intent-acme": Reason.UNCHANGED,
+        "intent-globex": Reason.NEW_MODEL,
+    }
