@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from platform_kit.config import Config, load_config
+from platform_kit.errors import ServiceError
 from platform_kit.plan import Reason
 from platform_kit.plan_inputs import plan_training
 from platform_kit.store.base import ChangeSet, TableSchema
@@ -57,17 +58,16 @@ def example(i: int, customer: str, text: str = "") -> dict[str, object]:
     }
 
 
-@pytest.fixture
-def project(tmp_path: Path) -> tuple[Config, MemoryStore, MemoryModelRegistry]:
-    (tmp_path / "platform.yaml").write_text(CONFIG)
-    (tmp_path / "train.sh").write_text(TRAINER)
+def seeded_store() -> MemoryStore:
     store = MemoryStore("training")
     store.create_database()
     store.commit_changes(
         "main",
         [
             ChangeSet(
-                "customers", CUSTOMERS, inserts=[{"customer_id": "acme"}, {"customer_id": "globex"}]
+                "customers",
+                CUSTOMERS,
+                inserts=[{"customer_id": "acme"}, {"customer_id": "globex"}],
             ),
             ChangeSet(
                 "examples",
@@ -77,6 +77,14 @@ def project(tmp_path: Path) -> tuple[Config, MemoryStore, MemoryModelRegistry]:
         ],
         "seed",
     )
+    return store
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> tuple[Config, MemoryStore, MemoryModelRegistry]:
+    (tmp_path / "platform.yaml").write_text(CONFIG)
+    (tmp_path / "train.sh").write_text(TRAINER)
+    store = seeded_store()
     registry = MemoryModelRegistry(project="t", root=tmp_path / "registry")
     return load_config(tmp_path / "platform.yaml"), store, registry
 
@@ -144,3 +152,40 @@ def test_a_failing_trainer_records_a_failed_run_and_no_version(
         "intent-acme": Reason.UNCHANGED,
         "intent-globex": Reason.NEW_MODEL,
     }
+
+
+class AliasFailsOnce(MemoryModelRegistry):
+    """Stops once where a run can be cut off: after registering a version, before its alias."""
+
+    broken = False
+
+    def _set_alias(self, name: str, alias: str, version: int) -> None:
+        if self.broken:
+            self.broken = False
+            raise ServiceError("MLflow went away")
+        super()._set_alias(name, alias, version)
+
+
+def test_a_promotion_an_interrupted_run_left_is_finished_without_retraining(tmp_path: Path) -> None:
+    (tmp_path / "platform.yaml").write_text(CONFIG)
+    (tmp_path / "train.sh").write_text(TRAINER)
+    config = load_config(tmp_path / "platform.yaml")
+    store = seeded_store()
+    registry = AliasFailsOnce(project="t", root=tmp_path / "registry")
+    train(config, store, registry, workers=1)
+    edit = [ChangeSet("examples", EXAMPLES, updates=[example(0, "acme", "edited")])]
+    store.commit_changes("main", edit, "edit one of acme's rows")
+    registry.broken = True
+    with pytest.raises(ServiceError, match="MLflow went away"):
+        train(config, store, registry, workers=1)
+    assert registry.production("intent-acme").version == 1  # type: ignore[union-attr]
+    assert len(registry.versions()["intent-acme"]) == 2  # registered, alias never moved
+    assert reasons(config, store, registry)["intent-acme"] is Reason.PROMOTION
+
+    report = train(config, store, registry, workers=1)
+    acme = report.results[0]
+    assert (acme.name, acme.version, acme.promoted) == ("intent-acme", 2, True)
+    assert registry.production("intent-acme").version == 2  # type: ignore[union-attr]
+    assert [m.version for m in registry.alias_state("intent-acme").history] == [1, 2]
+    assert len(registry.versions()["intent-acme"]) == 2  # nothing retrained
+    assert reasons(config, store, registry) == dict.fromkeys(NAMES, Reason.UNCHANGED)
