@@ -8,7 +8,7 @@ both this registry and a real MLflow server; where they differ on purpose, the d
 listed in :data:`KNOWN_DIFFERENCES` and shows up there as an expected failure.
 
 A run's artifacts are copied into a directory of their own (under ``root``, default a temporary
-directory removed with the process), whose path is the run's artifact URI: a version's source is
+directory removed with the registry), whose path is the run's artifact URI: a version's source is
 then a plain local path a test can read.
 """
 
