@@ -100,16 +100,15 @@ bash platform_kit/assets/base/build.sh >/dev/null
 bash infra/prod-up.sh runner-venv
 chown -R "$PK_RUNNER_USER:" "$repo" "$WORK/prod/secrets.env" "$WORK/prod/vars.env"
 JOB_VENV="$PK_RUNNER_VENV"
-ACT_CMD=(runuser -u "$PK_RUNNER_USER" -- env HOME="$PK_RUNNER_HOME"
-  PATH="$PK_RUNNER_VENV/bin:/usr/local/bin:/usr/bin:/bin" "$PK_RUNNER_HOME/bin/act")
-# The jobs inherit nothing of this shell's credentials: only what the settings give them.
-unset MLFLOW_TRACKING_URI MLFLOW_TRACKING_USERNAME MLFLOW_TRACKING_PASSWORD \
-  $(compgen -v | grep -E '^PK_')
+# A clean environment, as a runner service has: nothing of this shell (root's cache and
+# settings, credentials) reaches the jobs but what the repository settings give them.
+ACT_CMD=(runuser -u "$PK_RUNNER_USER" -- env -i HOME="$PK_RUNNER_HOME" USER="$PK_RUNNER_USER"
+  LOGNAME="$PK_RUNNER_USER" LANG=C.UTF-8 PATH="$PK_RUNNER_VENV/bin:/usr/local/bin:/usr/bin:/bin"
+  "$PK_RUNNER_HOME/bin/act")
 
 # The layered venv above already holds the locked dependencies: install-kit adds the checkout.
 args=(-P self-hosted=-self-hosted --pull=false "${settings[@]}" --env "PLATFORM_KIT_VENV=$JOB_VENV"
   --env PLATFORM_KIT_TORCH=preinstalled)
-export PATH="$JOB_VENV/bin:$PATH"
 cd "$repo"
 case "$TRIGGER" in
   dispatch)
