@@ -35,12 +35,14 @@ from platform_kit.errors import PlatformKitError, ServiceError, UsageError
 from platform_kit.plan import ModelState, Reason, Shard
 from platform_kit.plan import decide as plan_decision
 from platform_kit.plan_inputs import as_recorded, model_state
-from platform_kit.promotion import decide_promotion
+from platform_kit.promotion import Promotion, decide_promotion
 from platform_kit.rows import ModelRows, read_rows
 from platform_kit.store.base import Row, Store
 from platform_kit.tracking import tags
 from platform_kit.tracking.registry import (
     NO_ALIAS,
+    AliasState,
+    LoggedRun,
     ModelRegistry,
     RunRecord,
     interrupted_promotion,
@@ -363,13 +365,29 @@ class TrainRun:
         promotion = decide_promotion(
             job.model.config.promote_if, metrics, state.current, registry.alias
         )
+        if not promotion.promote:
+            self._create_version(job, run, state, promotion)
+            return
+        # Another runner may promote this model meanwhile: decide again on the alias as it is
+        # now, under a lock that holds across machines (Dolt's GET_LOCK).
+        with self.store.lock(f"promotion/{result.name}"):
+            state = registry.alias_state(result.name, missing_ok=True)
+            promotion = decide_promotion(
+                job.model.config.promote_if, metrics, state.current, registry.alias
+            )
+            self._create_version(job, run, state, promotion)
+
+    def _create_version(
+        self, job: _Job, run: LoggedRun, state: AliasState, promotion: Promotion
+    ) -> None:
+        result, registry = job.result, self.registry
         has_model = (job.out_dir / "model").is_dir()
         source = f"{run.artifact_uri}/model" if has_model else run.artifact_uri
         version_tags = {
             **job.tags,
             tags.PROMOTION: promotion.reason,
             tags.PROMOTION_STATE: promotion.state.value,
-            **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in metrics.items()},
+            **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in result.metrics.items()},
         }
         result.version = registry.register(
             result.name,

@@ -249,14 +249,19 @@ class ModelRegistry(ABC):
         """Model name -> its alias state, for every registered model of this project."""
         return {m.name: self._state_of(m) for m in self._models()}
 
-    def alias_state(self, name: str) -> AliasState:
+    def alias_state(self, name: str, *, missing_ok: bool = False) -> AliasState:
         """The alias's durable history and the version holding it now.
+
+        Args:
+            missing_ok: a model not registered yet has no alias (instead of an error).
 
         Raises:
             UsageError: no such registered model.
         """
         _check_name(name)
         model = self._model(name)
+        if model is None and missing_ok:
+            return NO_ALIAS
         if model is None:
             raise UsageError(
                 f"no registered model named {name!r}", hint="see 'platform-kit model list'"

@@ -315,3 +315,48 @@ def test_cli_plan_github_output_and_model_commands(
     assert listed[name]["production_version"] == 1
     assert listed[name]["dolt_commit"] == store.resolve("main")
     assert "accuracy" in listed[name]["metrics"]
+
+
+@pytest.mark.slow
+def test_two_runners_promoting_one_model_keep_every_move(
+    project: tuple[Config, Store, MlflowModelRegistry], tmp_path: Path
+) -> None:
+    """Two train processes in two workspaces promote the same model at once: the promotion lock
+    (Dolt GET_LOCK) lets each decide on the alias as the other left it, so no move is lost."""
+    import shutil
+    import subprocess
+    import sys
+
+    config, _, registry = project
+    model = f"{config.project}-intent-acme"
+    assert main(["--config", str(config.path), "train", "--model", model]) == 0
+    workspaces = []
+    for name in ("runner-a", "runner-b"):
+        root = tmp_path / name
+        root.mkdir()
+        shutil.copy(config.path, root / "platform.yaml")
+        workspaces.append(root)
+    kit = str(Path(sys.executable).parent / "platform-kit")
+    runs = [
+        subprocess.Popen(
+            [
+                kit,
+                "--config",
+                str(root / "platform.yaml"),
+                "train",
+                "--model",
+                model,
+                "--force",
+                "--json",
+            ],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for root in workspaces
+    ]
+    outputs = [run.communicate(timeout=600) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0], [err for _, err in outputs]
+    state = registry.alias_state(model)
+    assert sorted(m.version for m in state.history) == [1, 2, 3]
+    assert state.current == state.history[-1].version
