@@ -11,6 +11,7 @@ start FAILS the test.
 
 from __future__ import annotations
 
+import os
 import shlex
 import subprocess
 from dataclasses import dataclass, field
@@ -119,3 +120,17 @@ def start_prod_deployment() -> tuple[ProdDeployment, bool]:
 def stop_prod_deployment() -> None:
     """``prod-up.sh down``: stop the servers; data, passwords and the runner user stay."""
     _script("down", 120)
+
+
+def docker(docker_config: Path, *args: str, stdin: bytes | None = None) -> str:
+    """The docker CLI with its config (and so its logins) in ``docker_config``; stdout."""
+    done = subprocess.run(
+        ["docker", *args],
+        input=stdin,
+        capture_output=True,
+        env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
+        timeout=300,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode(errors="replace")
+    return done.stdout.decode().strip()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import io
 import json
-import os
 import subprocess
 import tarfile
 import uuid
@@ -16,22 +15,9 @@ import pytest
 
 from platform_kit.errors import ReleaseError
 from platform_kit.release.registry import Registry
-from tests.prod import ProdDeployment
+from tests.prod import ProdDeployment, docker
 
 REPO = "platform-kit-test/login"
-
-
-def docker(docker_config: Path, *args: str, stdin: bytes | None = None) -> str:
-    done = subprocess.run(
-        ["docker", *args],
-        input=stdin,
-        capture_output=True,
-        env={**os.environ, "DOCKER_CONFIG": str(docker_config)},
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    return done.stdout.decode().strip()
 
 
 @pytest.fixture

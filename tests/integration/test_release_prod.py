@@ -5,7 +5,6 @@ with what `docker login` stored."""
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import tarfile
 import uuid
@@ -18,22 +17,9 @@ from platform_kit.errors import StoreError
 from platform_kit.release import RELEASE_LOCK
 from platform_kit.release.registry import Registry
 from platform_kit.store.dolt import DoltStore
-from tests.prod import ProdDeployment
+from tests.prod import ProdDeployment, docker
 
 REPO = "platform-kit-test/deploy"
-
-
-def docker(config: Path, *args: str, stdin: bytes | None = None) -> str:
-    done = subprocess.run(
-        ["docker", *args],
-        input=stdin,
-        capture_output=True,
-        env={**os.environ, "DOCKER_CONFIG": str(config)},
-        timeout=300,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr.decode(errors="replace")
-    return done.stdout.decode().strip()
 
 
 @pytest.fixture
