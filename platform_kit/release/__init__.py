@@ -9,9 +9,14 @@ Build order is the failure semantics:
 2. under the Store's ``release`` lock (Dolt ``GET_LOCK``: it holds across processes and runners),
    when ``<image>:<md5>`` is already in the registry, compare the image's labels (each model's
    run id) and refuse when the content differs; else there is nothing to build;
-3. build the serving image, ask the registry once more, push, scanning the stream for errors;
-4. only then record the release in MLflow. A failed build or push leaves no record, and a rerun
-   simply tries again.
+3. make the image: the runtime (server + numpy, built by the engine once per set of inputs and
+   pushed as ``<image>:kit-runtime-<hash>``), then the models in layers made on the host, a
+   layer per bucket of models (a stable hash of the name), cached by content so one changed
+   model rewrites one layer, then the manifest layer; ask the registry once more, then assemble
+   the image in the registry (upload the blobs it lacks, put the config, put the manifest
+   under the tag last). Without ``push`` the image is loaded into the local engine instead;
+4. only then record the release in MLflow. A failed build or push leaves no record (and no
+   tag: the manifest is put last), and a rerun simply tries again.
 
 Deploying moves the registry tag ``<image>:production`` (a manifest put inside the registry: no
 pull, no push of layers) under the same lock, and records the move in MLflow. A rollback is a
@@ -25,6 +30,7 @@ holding the alias, so a model dropped from the config leaves the next release.
 
 from __future__ import annotations
 
+import copy
 import getpass
 import hashlib
 import json
@@ -35,18 +41,37 @@ import subprocess
 import tempfile
 import time
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from platform_kit import env, gitinfo, jsonio
 from platform_kit.config import Config
 from platform_kit.errors import ImageNotFoundError, ReleaseError, UsageError
-from platform_kit.release.context import ASSETS, assemble_context, cached_model
+from platform_kit.release.context import (
+    ASSETS,
+    MODEL_CACHE_DAYS,
+    assemble_runtime,
+    cached_digest,
+    fetch_models,
+    layers_cache,
+    model_digest,
+    model_key,
+    release_file,
+    runtime_key,
+)
 from platform_kit.release.images import Engine
+from platform_kit.release.layers import (
+    Layer,
+    LayerCache,
+    buckets_of,
+    layer_key,
+    write_docker_archive,
+)
 from platform_kit.release.manifest import canonical_json, changed_models, manifest_md5
-from platform_kit.release.registry import Registry
+from platform_kit.release.registry import DOCKER_MANIFEST, OCI_MANIFEST, Registry
 from platform_kit.store.base import Store
 from platform_kit.tracking.registry import ModelRegistry, VersionInfo
 from platform_kit.tracking.releases import DeployRecord, ReleaseLog, ReleaseRecord
@@ -60,6 +85,15 @@ LABEL_MD5 = "platform-kit.manifest.md5"
 LABEL_MANIFEST = "platform-kit.manifest"
 LABEL_DOLT_COMMIT = "platform-kit.dolt.commit"
 LABEL_MODELS = "platform-kit.models"  # {model: {"run_id": ..., "digest": "sha256:..."}}
+ENV_GIT_SHA = "PLATFORM_KIT_GIT_SHA"  # the labels, seen from inside a container
+ENV_DOLT_COMMIT = "PLATFORM_KIT_DOLT_COMMIT"
+RUNTIME_PREFIX = "kit-runtime-"  # the runtime image's tags in the release repository
+DOCKER_CONFIG = "application/vnd.docker.container.image.v1+json"
+DOCKER_LAYER = "application/vnd.docker.image.rootfs.diff.tar.gzip"
+OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
+OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
+LAYER_WORKERS = 2  # gzip and sha256 release the GIL
+UPLOAD_WORKERS = 4
 RELEASE_LOCK = "release"  # the Store lock around building, pushing and deploying
 LOCK_TIMEOUT = 3600.0  # a large release builds for a long time on a slow engine
 logger = logging.getLogger(__name__)
@@ -76,6 +110,8 @@ class ReleaseResult:
     recorded: bool = False  # this call wrote the MLflow release record
     left_out: tuple[str, ...] = ()  # configured models with no version holding the alias
     dolt_commit: str = ""  # the commit the models were resolved at
+    uploaded: tuple[str, ...] = ()  # blobs this build uploaded (the rest were in the registry)
+    size: int = 0  # bytes of the image unpacked (when built)
 
     @property
     def reference(self) -> str:
@@ -215,7 +251,7 @@ def build_release(
             release already in the registry needs none.
         tracking_uri: the MLflow server the models' artifacts are downloaded from.
         push: push the image and record the release; False only builds it locally.
-        no_cache: build every layer again (the benchmark's cold build).
+        no_cache: build the runtime and every model layer again (the benchmark's cold build).
         ref: the Dolt commit (or branch, tag) the models are resolved at; default main's head.
 
     Raises:
@@ -265,51 +301,237 @@ def build_release(
             return result(built=False, pushed=True, recorded=repair)
         docker = engine()
         base = ensure_base_image(docker, release.base_image)
-        # The Dockerfile turns these into its labels in a single step (see its comments).
-        buildargs = {
-            "BASE_IMAGE": base,
-            "REVISION": git_sha,
-            "MANIFEST_MD5": tag,
-            "MANIFEST": canonical_json(manifest),
-            "DOLT_COMMIT": dolt_commit,
+        with _timed("the runtime image"):
+            runtime = _runtime(docker, registry, release.image, base, push=push, no_cache=no_cache)
+        with _timed(f"fetch {len(versions)} models"):
+            directories = fetch_models(versions, tracking_uri)
+        with _timed(f"the layers of {len(versions)} models"):
+            layers = _model_layers(versions, directories, tracking_uri, no_cache=no_cache)
+            layers.append(_manifest_layer(manifest, tag))
+        labels = {
+            LABEL_REVISION: git_sha,
+            LABEL_MD5: tag,
+            LABEL_MANIFEST: canonical_json(manifest),
+            LABEL_DOLT_COMMIT: dolt_commit,
+            LABEL_MODELS: _models_label(versions, directories),
         }
-        with tempfile.TemporaryDirectory(prefix="platform-kit-release-") as tmp:
-            with _timed(f"assemble the context of {len(versions)} models"):
-                context = assemble_context(Path(tmp), manifest, tag, versions, tracking_uri)
-            labels = {LABEL_MODELS: _models_label(versions, tracking_uri)}
-            with _timed(f"build {reference}"):
-                docker.build(context, reference, buildargs, labels, no_cache=no_cache)
-            _check_labels(docker, reference, buildargs, labels)
+        environment = {ENV_GIT_SHA: git_sha, ENV_DOLT_COMMIT: dolt_commit}
+        image_config = _release_config(runtime.config, layers, labels, environment)
+        size = runtime.size + sum(layer.tar_size for layer in layers)
         if not push:
-            return result(built=True, pushed=False)
+            with _timed(f"load {reference} into the engine"):
+                _load(docker, reference, runtime, layers, image_config)
+            _check_labels(docker, reference, labels)
+            return replace(result(built=True, pushed=False), size=size)
         if registry.has(tag):  # pushed meanwhile by a kit that does not take the lock: keep it
             _check_identity(registry, reference, tag, versions)
             return result(built=False, pushed=True)
         with _timed(f"push {reference}"):
-            docker.push(release.image, tag)
+            uploaded = _push(registry, reference, tag, runtime, layers, image_config)
         record()
-        return result(built=True, pushed=True, recorded=True)
+        return replace(
+            result(built=True, pushed=True, recorded=True), uploaded=tuple(uploaded), size=size
+        )
 
 
-def model_digest(directory: Path) -> str:
-    """``sha256:`` of a model's files: their relative paths and contents, in sorted order."""
-    digest = hashlib.sha256()
-    for path in sorted(p for p in directory.rglob("*") if p.is_file()):
-        digest.update(path.relative_to(directory).as_posix().encode() + b"\0")
-        digest.update(hashlib.sha256(path.read_bytes()).digest())
-    return "sha256:" + digest.hexdigest()
+@dataclass(frozen=True)
+class Runtime:
+    """The runtime image a release is laid over: its config, and its layers in the registry."""
+
+    reference: str
+    config: dict[str, Any]
+    layers: list[dict[str, Any]]  # the registry's descriptors; empty for an engine-only build
+    media_type: str  # of the registry's manifest
+    size: int  # bytes, unpacked
 
 
-def _models_label(versions: Sequence[VersionInfo], tracking_uri: str) -> str:
+def runtime_tag(engine: Engine, base: str) -> str:
+    """``kit-runtime-<hash>``: the runtime's tag, a hash of everything it is built from."""
+    return RUNTIME_PREFIX + runtime_key(engine.image_id(base))
+
+
+def _runtime(
+    docker: Engine, registry: Registry, image: str, base: str, *, push: bool, no_cache: bool
+) -> Runtime:
+    """The runtime image: taken from the registry when pushed before, else built by the engine
+    (and pushed, for a release that is pushed)."""
+    tag = runtime_tag(docker, base)
+    reference = f"{image}:{tag}"
+    if push and not no_cache:
+        found = _pushed_runtime(registry, reference, tag, docker)
+        if found is not None:
+            return found
+    if no_cache or not docker.has_image(reference):
+        with tempfile.TemporaryDirectory(prefix="platform-kit-runtime-") as tmp:
+            context = assemble_runtime(Path(tmp))
+            with _timed(f"build {reference}"):
+                docker.build(context, reference, {"BASE_IMAGE": base}, no_cache=no_cache)
+    if not push:
+        config = docker.config(reference)
+        return Runtime(reference, config, [], DOCKER_MANIFEST, docker.image_size(reference))
+    with _timed(f"push {reference}"):
+        docker.push(image, tag)
+    found = _pushed_runtime(registry, reference, tag, docker)
+    if found is None:
+        raise ReleaseError(f"{reference} was pushed but the registry does not list it")
+    return found
+
+
+def _pushed_runtime(registry: Registry, reference: str, tag: str, docker: Engine) -> Runtime | None:
+    got = registry.manifest(tag)
+    if got is None:
+        return None
+    body, media_type = got
+    try:
+        manifest = json.loads(body)
+        config = json.loads(registry.blob(manifest["config"]["digest"]) or b"")
+        layers = list(manifest["layers"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise ReleaseError(
+            f"{reference} is not a single image's manifest",
+            hint=f"remove the tag {tag} from the registry; the next release pushes it again",
+        ) from exc
+    size = (
+        docker.image_size(reference)
+        if docker.has_image(reference)
+        else sum(int(layer.get("size", 0)) for layer in layers)
+    )
+    return Runtime(reference, config, layers, media_type, size)
+
+
+def _model_layers(
+    versions: Sequence[VersionInfo], directories: Sequence[Path], uri: str, *, no_cache: bool
+) -> list[Layer]:
+    """The models in :data:`layers.BUCKETS` layers by a hash of their names; a layer whose
+    models are all in the host's layer cache is not written again (unless ``no_cache``)."""
+    where = {v.name: (v, d) for v, d in zip(versions, directories, strict=True)}
+    cache = LayerCache(layers_cache(), MODEL_CACHE_DAYS)
+    cache.prune()
+
+    def layer(bucket: int, names: list[str]) -> Layer:
+        key = layer_key(f"{n}\0{model_key(where[n][0], uri)}" for n in names)
+        what = f"{len(names)} models, bucket {bucket:02d}: {names[0]} .. {names[-1]}"
+        created_by = f"platform-kit: COPY models ({what}) in /models/"
+        found = None if no_cache else cache.get(key, created_by)
+        if found is not None:
+            return found
+        trees = {f"models/{n}": where[n][1] for n in names}
+        return cache.build(key, trees=trees, created_by=created_by)
+
+    groups = buckets_of(where)
+    with ThreadPoolExecutor(LAYER_WORKERS) as pool:
+        return list(pool.map(lambda item: layer(*item), groups.items()))
+
+
+def _manifest_layer(manifest: dict[str, str], tag: str) -> Layer:
+    content = release_file(manifest, tag)
+    cache = LayerCache(layers_cache(), MODEL_CACHE_DAYS)
+    key = layer_key(["manifest.json", hashlib.sha256(content).hexdigest()])
+    created_by = "platform-kit: COPY manifest.json in /models/"
+    found = cache.get(key, created_by)
+    if found is not None:
+        return found
+    return cache.build(key, files={"models/manifest.json": content}, created_by=created_by)
+
+
+def _release_config(
+    runtime: dict[str, Any],
+    layers: Sequence[Layer],
+    labels: dict[str, str],
+    environment: dict[str, str],
+) -> bytes:
+    """The runtime's image config plus the release's layers, labels, ENV and history."""
+    config = copy.deepcopy(runtime)
+    run = config.setdefault("config", {})
+    kept = [e for e in run.get("Env") or [] if e.partition("=")[0] not in environment]
+    run["Env"] = kept + [f"{k}={v}" for k, v in environment.items()]
+    run["Labels"] = {**(run.get("Labels") or {}), **labels}
+    config.setdefault("rootfs", {"type": "layers", "diff_ids": []})
+    config["rootfs"]["diff_ids"] = [*config["rootfs"]["diff_ids"], *(x.diff_id for x in layers)]
+    created = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    config["created"] = created
+    # They describe the runtime's last build step, not this image.
+    config.pop("container_config", None)
+    config.pop("container", None)
+    settings = " ".join(f"{k}={v}" for k, v in environment.items())
+    config["history"] = [
+        *(config.get("history") or []),
+        {
+            "created": created,
+            "created_by": f"platform-kit: ENV {settings} LABEL {' '.join(sorted(labels))}",
+            "empty_layer": True,
+        },
+        *({"created": created, "created_by": x.created_by} for x in layers),
+    ]
+    return json.dumps(config, sort_keys=True, separators=(",", ":")).encode()
+
+
+def _load(
+    docker: Engine, reference: str, runtime: Runtime, layers: Sequence[Layer], config: bytes
+) -> None:
+    """Put the release into the engine: a docker-archive of the same layers (the engine has
+    the runtime's)."""
+    runtime_layers: list[tuple[str, Path | None]] = [
+        (d, None) for d in runtime.config["rootfs"]["diff_ids"]
+    ]
+    with tempfile.TemporaryDirectory(prefix="platform-kit-load-") as tmp:
+        archive = Path(tmp) / "image.tar"
+        write_docker_archive(
+            archive, reference, config, [*runtime_layers, *((x.diff_id, x.path) for x in layers)]
+        )
+        docker.load(archive)
+
+
+def _push(
+    registry: Registry,
+    reference: str,
+    tag: str,
+    runtime: Runtime,
+    layers: Sequence[Layer],
+    config: bytes,
+) -> list[str]:
+    """Assemble the release in the registry: upload the blobs it lacks, then the config and the
+    manifest (which names the runtime's layers, already there). Returns the uploaded digests.
+
+    Raises:
+        ReleaseError: the registry refused (nothing is tagged then).
+    """
+    oci = runtime.media_type == OCI_MANIFEST
+    layer_media = OCI_LAYER if oci else DOCKER_LAYER
+    config_media = OCI_CONFIG if oci else DOCKER_CONFIG
+
+    def upload(digest: str, content: bytes | Path) -> str | None:
+        if registry.has_blob(digest):
+            return None
+        registry.upload_blob(digest, content)
+        return digest
+
+    config_digest = "sha256:" + hashlib.sha256(config).hexdigest()
+    body = {
+        "schemaVersion": 2,
+        "mediaType": runtime.media_type,
+        "config": {"mediaType": config_media, "size": len(config), "digest": config_digest},
+        "layers": [*runtime.layers, *(x.descriptor(layer_media) for x in layers)],
+    }
+    try:
+        with ThreadPoolExecutor(UPLOAD_WORKERS) as pool:
+            sent = list(pool.map(lambda x: upload(x.digest, x.path), layers))
+        sent.append(upload(config_digest, config))
+        registry.put_manifest(tag, jsonio.canonical_json(body).encode(), runtime.media_type)
+    except ReleaseError as exc:
+        raise ReleaseError(f"pushing {reference} failed: {exc.message}", hint=exc.hint) from exc
+    uploaded = [d for d in sent if d is not None]
+    logger.info("uploaded %d blobs of %d (the rest were in the registry)", len(uploaded), len(sent))
+    return uploaded
+
+
+def _models_label(versions: Sequence[VersionInfo], directories: Sequence[Path]) -> str:
     """The content identity of a release: each model's run id and artifact digest (of the
-    host's cached copy the context was assembled from, whatever its layout in the image)."""
+    host's cached copy the layers were made from; cached beside it, as entries never change)."""
     return jsonio.canonical_json(
         {
-            v.name: {
-                "run_id": v.run_id or "",
-                "digest": model_digest(cached_model(v, tracking_uri)),
-            }
-            for v in versions
+            v.name: {"run_id": v.run_id or "", "digest": cached_digest(d)}
+            for v, d in zip(versions, directories, strict=True)
         }
     )
 
@@ -532,24 +754,12 @@ def deployer() -> str:
         return f"uid {os.getuid()}"
 
 
-def _check_labels(
-    engine: Engine, reference: str, buildargs: dict[str, str], extra: dict[str, str]
-) -> None:
-    """A Dockerfile that lost its LABEL step must not produce a release nobody can trace."""
+def _check_labels(engine: Engine, reference: str, expected: dict[str, str]) -> None:
+    """What the engine loaded is what was assembled: a release nobody can trace never ships."""
     labels = engine.labels(reference)
-    expected = {
-        LABEL_REVISION: buildargs["REVISION"],
-        LABEL_MD5: buildargs["MANIFEST_MD5"],
-        LABEL_MANIFEST: buildargs["MANIFEST"],
-        LABEL_DOLT_COMMIT: buildargs["DOLT_COMMIT"],
-        **extra,
-    }
     wrong = sorted(k for k, v in expected.items() if labels.get(k) != v)
     if wrong:
-        raise ReleaseError(
-            f"{reference} was built without the labels {', '.join(wrong)}",
-            hint="images/serving/Dockerfile must end with its LABEL step",
-        )
+        raise ReleaseError(f"{reference} was loaded without the labels {', '.join(wrong)}")
 
 
 def _manifest_label(labels: dict[str, str], reference: str) -> dict[str, str]:
@@ -591,6 +801,7 @@ __all__ = [
     "diff_releases",
     "ensure_base_image",
     "list_releases",
+    "model_digest",
     "release_status",
     "resolve_manifest",
     "rollback_release",

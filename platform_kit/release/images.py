@@ -1,4 +1,5 @@
-"""The Docker engine, through the docker SDK: build, push, pull and retag release images.
+"""The Docker engine, through the docker SDK: build and push the runtime image, pull bases, and
+load release images assembled on the host.
 
 The SDK reports push (and pull) errors inside the response stream instead of raising, so every
 stream is scanned; SDK exceptions are translated into :class:`ReleaseError` here.
@@ -121,6 +122,47 @@ class Engine:
 
     def tag(self, source: str, repository: str, tag: str) -> None:
         self._image(source).tag(repository, tag=tag)
+
+    def load(self, archive: Path) -> None:
+        """``docker load`` a docker-archive (the engine skips the layers it already has).
+
+        Raises:
+            ReleaseError: the engine refused the archive.
+        """
+        import docker.errors
+
+        try:
+            with open(archive, "rb") as stream:
+                for chunk in self.client.api.load_image(stream):
+                    if "error" in chunk or "errorDetail" in chunk:
+                        raise ReleaseError(f"loading {archive.name} failed: {chunk}")
+        except docker.errors.APIError as exc:
+            raise ReleaseError(f"loading an image failed: {exc.explanation}") from exc
+
+    def image_id(self, name: str) -> str:
+        return str(self._image(name).id)
+
+    def config(self, name: str) -> dict[str, Any]:
+        """An image config (as the registry holds it) rebuilt from what the engine tells:
+        its run config, architecture, OS, layers and build history."""
+        image = self._image(name)
+        attrs = image.attrs
+        history = []
+        for step in reversed(image.history()):
+            entry: dict[str, Any] = {"created_by": step.get("CreatedBy", "")}
+            if step.get("Comment"):
+                entry["comment"] = step["Comment"]
+            if not step.get("Size"):
+                entry["empty_layer"] = True
+            history.append(entry)
+        return {
+            "architecture": attrs.get("Architecture", "amd64"),
+            "os": attrs.get("Os", "linux"),
+            "created": attrs.get("Created", ""),
+            "config": attrs.get("Config") or {},
+            "rootfs": {"type": "layers", "diff_ids": list(attrs["RootFS"]["Layers"])},
+            "history": history,
+        }
 
     def labels(self, name: str) -> dict[str, str]:
         return dict(self._image(name).labels or {})

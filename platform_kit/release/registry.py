@@ -1,7 +1,10 @@
-"""What the registry holds, asked over the Registry HTTP API v2, with docker's credentials.
+"""What the registry holds, asked (and written) over the Registry HTTP API v2, with docker's
+credentials.
 
 "Is this tag pushed?" is a question for the registry itself: an image in the local engine proves
-nothing about what production can pull.
+nothing about what production can pull. Releases are also assembled here, without an engine:
+blobs are uploaded monolithically (``POST`` then ``PUT ?digest=``) unless the registry already
+has them (``HEAD``), then the config and the manifest are put.
 
 Authentication follows what ``docker`` does after ``docker login``, so a runner that can push can
 also ask:
@@ -10,8 +13,9 @@ also ask:
   ``~/.docker/config.json``): a credential helper for the host (``credHelpers``), else the
   default store (``credsStore``), else ``auths`` (base64 ``user:password``);
 - a 401 names a scheme in ``WWW-Authenticate``. ``Bearer realm=...,service=...,scope=...`` sends
-  the credentials to the realm for a token (GHCR, Docker Hub, Harbor, GitLab); ``Basic`` sends
-  them with each request (an htpasswd ``registry``).
+  the credentials to the realm for a token (GHCR, Docker Hub, Harbor, GitLab), asking for
+  ``pull,push`` when the request writes; ``Basic`` sends them with each request (an htpasswd
+  ``registry``).
 
 Secrets never appear in errors or logs: a refusal names the registry and ``docker login HOST``.
 """
@@ -29,6 +33,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import requests
 
@@ -44,6 +49,11 @@ MANIFEST_TYPES = ", ".join(
         "application/vnd.oci.image.index.v1+json",
     )
 )
+
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+_WRITES = ("POST", "PUT", "PATCH", "DELETE")
+UPLOAD_TIMEOUT = 600.0  # a layer of many models is one request; the registry hashes it all
 
 # Docker Hub's credentials are filed under its legacy index URL, whatever name the image uses.
 _DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
@@ -302,6 +312,73 @@ class Registry:
             "sha256:" + hashlib.sha256(got.content).hexdigest()
         )
 
+    def manifest(self, reference: str) -> tuple[bytes, str] | None:
+        """The manifest ``reference`` (a tag or digest) names and its media type, or None.
+
+        Raises:
+            ServiceError, ReleaseError: the registry is down or refuses.
+        """
+        got = self._request("GET", f"manifests/{reference}", reference)
+        if got.status_code == 404:
+            return None
+        return got.content, got.headers.get("Content-Type", DOCKER_MANIFEST).split(";")[0]
+
+    def blob(self, digest: str) -> bytes | None:
+        """The content of a blob (an image config), or None when the registry lacks it."""
+        got = self._request("GET", f"blobs/{digest}", digest)
+        return None if got.status_code == 404 else got.content
+
+    def has_blob(self, digest: str) -> bool:
+        return self._request("HEAD", f"blobs/{digest}", digest).status_code != 404
+
+    def upload_blob(self, digest: str, content: bytes | Path) -> None:
+        """Upload a blob in one request (a monolithic upload: ``POST`` then ``PUT ?digest=``).
+
+        Raises:
+            ServiceError, ReleaseError: the registry is down, refuses, or rejects the digest.
+        """
+        started = self._request("POST", "blobs/uploads/", digest, body=b"")
+        location = started.headers.get("Location")
+        if started.status_code not in (201, 202) or not location:
+            raise ReleaseError(
+                f"registry {self.host} did not start an upload to {self.repo} "
+                f"(HTTP {started.status_code})",
+                hint="check that the registry accepts pushes",
+            )
+        url = urljoin(started.url, location)
+        url += ("&" if "?" in url else "?") + f"digest={digest}"
+        put = self._request(
+            "PUT",
+            url,
+            digest,
+            body=content,
+            content_type="application/octet-stream",
+            timeout=UPLOAD_TIMEOUT,
+        )
+        if put.status_code != 201:
+            raise ReleaseError(
+                f"registry {self.host} did not store the blob {digest[:19]} "
+                f"(HTTP {put.status_code})",
+                hint="check the registry's logs",
+            )
+
+    def put_manifest(self, tag: str, body: bytes, media_type: str) -> str:
+        """Put an image manifest under ``tag``; returns its digest.
+
+        Raises:
+            ServiceError, ReleaseError: the registry is down or refuses (e.g. a blob is missing).
+        """
+        put = self._request("PUT", f"manifests/{tag}", tag, body=body, content_type=media_type)
+        if put.status_code not in (200, 201):
+            raise ReleaseError(
+                f"registry {self.host} refused the manifest {self.repo}:{tag} "
+                f"(HTTP {put.status_code})",
+                hint="check the registry's logs",
+            )
+        return put.headers.get("Docker-Content-Digest") or (
+            "sha256:" + hashlib.sha256(body).hexdigest()
+        )
+
     # -- HTTP with docker's authentication
 
     def _request(
@@ -310,26 +387,36 @@ class Registry:
         path: str,
         tag: str,
         *,
-        body: bytes | None = None,
+        body: bytes | Path | None = None,
         content_type: str | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
-        url = f"{self.base}/{path}"
-        response = self._send(
-            method, url, self._authorization, body=body, content_type=content_type
-        )
-        if response.status_code == 401:
-            self._authorization = self._authorize(response)
-            response = self._send(
-                method, url, self._authorization, body=body, content_type=content_type
+        url = path if "://" in path else f"{self.base}/{path}"
+        write = method in _WRITES
+
+        def send() -> requests.Response:
+            return self._send(
+                method,
+                url,
+                self._authorization,
+                body=body,
+                content_type=content_type,
+                timeout=timeout,
             )
+
+        response = send()
+        if response.status_code == 401:
+            self._authorization = self._authorize(response, write=write)
+            response = send()
             if response.status_code == 401:
                 raise self._refused(anonymous=self._credentials() is None)
         if response.status_code == 404 or response.ok:
             return response
         if response.status_code == 403:
+            verb = "push to" if write else "pull"
             raise ReleaseError(
                 f"registry {self.host} denied access to {self.repo}",
-                hint=f"the account 'docker login {self.host}' stored may not pull {self.repo}",
+                hint=f"the account 'docker login {self.host}' stored may not {verb} {self.repo}",
             )
         raise ReleaseError(
             f"registry {self.host} answered HTTP {response.status_code} for {self.repo}:{tag}",
@@ -344,25 +431,34 @@ class Registry:
         *,
         params: Mapping[str, str] | None = None,
         data: Mapping[str, str] | bytes | None = None,
-        body: bytes | None = None,
+        body: bytes | Path | None = None,
         content_type: str | None = None,
+        timeout: float | None = None,
     ) -> requests.Response:
         headers = {"Accept": MANIFEST_TYPES}
         if authorization:
             headers["Authorization"] = authorization
-        if body is not None:
-            data = body
         if content_type:
             headers["Content-Type"] = content_type
 
         def call() -> requests.Response:
+            if isinstance(body, Path):  # streamed, and opened again on each attempt
+                with open(body, "rb") as stream:
+                    return self._session.request(
+                        method,
+                        url,
+                        headers=headers,
+                        data=stream,
+                        timeout=timeout or self.timeout,
+                        allow_redirects=True,
+                    )
             return self._session.request(
                 method,
                 url,
                 headers=headers,
                 params=params,
-                data=data,
-                timeout=self.timeout,
+                data=body if body is not None else data,
+                timeout=timeout or self.timeout,
                 allow_redirects=True,
             )
 
@@ -379,8 +475,9 @@ class Registry:
                 hint="run 'bash infra/docker-up.sh' or check release.image",
             ) from exc
 
-    def _authorize(self, challenge: requests.Response) -> str:
-        """The Authorization header that answers ``challenge`` (a 401)."""
+    def _authorize(self, challenge: requests.Response, *, write: bool = False) -> str:
+        """The Authorization header that answers ``challenge`` (a 401); a token for a write
+        covers ``pull,push``."""
         scheme, params = parse_challenge(challenge.headers.get("WWW-Authenticate", ""))
         credentials = self._credentials()
         if scheme == "basic":
@@ -388,7 +485,7 @@ class Registry:
                 raise self._refused(anonymous=True)
             return _basic(credentials)
         if scheme == "bearer" and params.get("realm"):
-            return "Bearer " + self._token(params, credentials)
+            return "Bearer " + self._token(params, credentials, write=write)
         raise ReleaseError(
             f"registry {self.host} asks for authentication this client does not speak "
             f"({scheme or 'no WWW-Authenticate header'})",
@@ -400,10 +497,14 @@ class Registry:
             self._found = (self._config.credentials(self.host),)
         return self._found[0]
 
-    def _token(self, challenge: Mapping[str, str], credentials: Credentials | None) -> str:
+    def _token(
+        self, challenge: Mapping[str, str], credentials: Credentials | None, *, write: bool
+    ) -> str:
         """A Bearer token from the challenge's realm (the Docker token protocol)."""
         realm = challenge["realm"]
         scope = challenge.get("scope") or f"repository:{self.repo}:pull"
+        if write and "push" not in scope.rpartition(":")[2].split(","):
+            scope = f"repository:{self.repo}:pull,push"
         service = challenge.get("service", "")
         if credentials is not None and credentials.identity_token:
             # OAuth2 refresh-token grant, as docker does with an identity token.
