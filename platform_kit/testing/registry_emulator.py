@@ -8,7 +8,10 @@ and hand out tokens from a separate realm. This server does both, over a real so
   ``anonymous_pull``) answers ``{"token": ...}``; ``POST /token`` takes an OAuth2
   ``refresh_token`` grant (docker's identity tokens);
 - ``HEAD``/``GET /v2/NAME/manifests/REF`` demand a token whose scope covers NAME (``bearer``
-  mode) or Basic credentials (``basic`` mode), and serve the manifests given to :meth:`put`.
+  mode) or Basic credentials (``basic`` mode), and serve the manifests given to :meth:`put`;
+- writes (``POST /v2/NAME/blobs/uploads/``, ``PUT`` of the upload's ``Location?digest=``,
+  ``PUT`` of a manifest) demand a token whose scope also has ``push``; ``HEAD``/``GET`` of
+  ``/v2/NAME/blobs/DIGEST`` serve what was uploaded. A digest that does not match is refused.
 
 ``omit_digest`` leaves ``Docker-Content-Digest`` out of manifest answers, as some registries do.
 Every request is recorded (:attr:`RegistryEmulator.requests`) with the scheme of its
@@ -30,6 +33,8 @@ from urllib.parse import parse_qs, urlsplit
 
 MANIFEST_TYPE = "application/vnd.oci.image.manifest.v1+json"
 _MANIFEST = re.compile(r"^/v2/(?P<repo>.+)/manifests/(?P<ref>[^/]+)$")
+_BLOB = re.compile(r"^/v2/(?P<repo>.+)/blobs/(?P<digest>sha256:[0-9a-f]{64})$")
+_UPLOAD = re.compile(r"^/v2/(?P<repo>.+)/blobs/uploads/(?P<id>[^/]*)$")
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,10 @@ class RegistryEmulator:
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
         self._manifests: dict[tuple[str, str], bytes] = {}
+        self._blobs: dict[tuple[str, str], bytes] = {}
+        self._uploads: set[str] = set()
         self._tokens: dict[str, set[str]] = {}  # token -> repositories it may pull
+        self._pushers: dict[str, set[str]] = {}  # token -> repositories it may push to
         self._server: ThreadingHTTPServer | None = None
 
     # -- lifecycle
@@ -105,10 +113,19 @@ class RegistryEmulator:
             self._manifests[(repo, tag)] = body
         return "sha256:" + hashlib.sha256(body).hexdigest()
 
+    def blob(self, repo: str, digest: str) -> bytes | None:
+        with self._lock:
+            return self._blobs.get((repo, digest))
+
+    def manifest(self, repo: str, tag: str) -> bytes | None:
+        with self._lock:
+            return self._manifests.get((repo, tag))
+
     def revoke_tokens(self) -> None:
         """Forget every issued token, as if they had expired."""
         with self._lock:
             self._tokens.clear()
+            self._pushers.clear()
 
     # -- the API
 
@@ -120,7 +137,9 @@ class RegistryEmulator:
         if url.path == "/token":
             status, out_headers, out = self._token(method, parse_qs(url.query), authorization, body)
         else:
-            status, out_headers, out = self._v2(method, url.path, authorization)
+            status, out_headers, out = self._v2(
+                method, url.path, authorization, parse_qs(url.query), body
+            )
         with self._lock:
             scheme = authorization.partition(" ")[0].lower()
             self.requests.append(Recorded(method, url.path, scheme, status))
@@ -156,43 +175,97 @@ class RegistryEmulator:
             for scope in query.get("scope", [])
             for m in re.finditer(r"repository:([^:]+):[a-z,]*pull", scope)
         }
+        pushers = {  # an anonymous caller may pull at most
+            m.group(1)
+            for scope in query.get("scope", [])
+            for m in re.finditer(r"repository:([^:]+):[a-z,]*push", scope)
+            if method == "POST" or authorization
+        }
         token = secrets.token_hex(16)
         with self._lock:
             self._tokens[token] = repos
+            self._pushers[token] = pushers
         return 200, {}, json.dumps({"token": token, "expires_in": 300}).encode()
 
-    def _challenge(self, repo: str) -> dict[str, str]:
+    def _challenge(self, repo: str, write: bool) -> dict[str, str]:
         if self.mode == "basic":
             return {"WWW-Authenticate": 'Basic realm="Registry Realm"'}
         realm = f"http://{self.address}/token"
+        actions = "pull,push" if write else "pull"  # as distribution's registry asks
         return {
             "WWW-Authenticate": f'Bearer realm="{realm}",service="{self.service}",'
-            f'scope="repository:{repo}:pull,push"'
+            f'scope="repository:{repo}:{actions}"'
         }
 
-    def _v2(self, method: str, path: str, authorization: str) -> tuple[int, dict[str, str], bytes]:
-        found = _MANIFEST.match(path)
+    def _v2(
+        self,
+        method: str,
+        path: str,
+        authorization: str,
+        query: dict[str, list[str]],
+        body: bytes,
+    ) -> tuple[int, dict[str, str], bytes]:
+        found = _MANIFEST.match(path) or _BLOB.match(path) or _UPLOAD.match(path)
         repo = found.group("repo") if found else ""
+        write = method in ("POST", "PUT", "PATCH", "DELETE")
         scheme, _, value = authorization.partition(" ")
         if self.mode == "basic":
             allowed = self._basic_ok(authorization)
         else:
             with self._lock:
-                allowed = scheme.lower() == "bearer" and repo in self._tokens.get(value, set())
+                granted = (self._pushers if write else self._tokens).get(value, set())
+                allowed = scheme.lower() == "bearer" and repo in granted
         if path == "/v2/" and allowed:
             return 200, {}, b"{}"
         if not allowed:
-            return 401, self._challenge(repo), _error("UNAUTHORIZED", "authentication required")
-        if found is None or method not in ("GET", "HEAD"):
+            return 401, self._challenge(repo, write), _error("UNAUTHORIZED", "authentication required")
+        if found is None:
             return 404, {}, _error("NOT_FOUND", "not found")
+        if found.re is _UPLOAD:
+            return self._upload(method, repo, found.group("id"), query, body)
+        if found.re is _BLOB:
+            if method not in ("GET", "HEAD"):
+                return 405, {}, _error("UNSUPPORTED", "method not allowed")
+            with self._lock:
+                blob = self._blobs.get((repo, found.group("digest")))
+            if blob is None:
+                return 404, {}, _error("BLOB_UNKNOWN", "blob unknown")
+            return 200, {"Docker-Content-Digest": found.group("digest")}, blob
+        if method == "PUT":
+            digest = self.put(repo, found.group("ref"), body)
+            return 201, {"Docker-Content-Digest": digest}, b""
+        if method not in ("GET", "HEAD"):
+            return 405, {}, _error("UNSUPPORTED", "method not allowed")
         with self._lock:
             manifest = self._manifests.get((repo, found.group("ref")))
         if manifest is None:
             return 404, {}, _error("MANIFEST_UNKNOWN", "manifest unknown")
-        headers = {"Content-Type": MANIFEST_TYPE}
+        out = {"Content-Type": MANIFEST_TYPE}
         if not self.omit_digest:
-            headers["Docker-Content-Digest"] = "sha256:" + hashlib.sha256(manifest).hexdigest()
-        return 200, headers, manifest
+            out["Docker-Content-Digest"] = "sha256:" + hashlib.sha256(manifest).hexdigest()
+        return 200, out, manifest
+
+    def _upload(
+        self, method: str, repo: str, upload: str, query: dict[str, list[str]], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        """A monolithic upload: ``POST`` opens it, ``PUT ?digest=`` stores the whole blob."""
+        if method == "POST" and not upload:
+            upload = secrets.token_hex(8)
+            with self._lock:
+                self._uploads.add(upload)
+            # A relative Location with a query, as distribution's registry answers.
+            return 202, {"Location": f"/v2/{repo}/blobs/uploads/{upload}?_state=x"}, b""
+        with self._lock:
+            known = upload in self._uploads
+        if method != "PUT" or not known:
+            return 404, {}, _error("BLOB_UPLOAD_UNKNOWN", "upload unknown")
+        digest = (query.get("digest") or [""])[0]
+        if digest != "sha256:" + hashlib.sha256(body).hexdigest():
+            return 400, {}, _error("DIGEST_INVALID", "digest does not match")
+        with self._lock:
+            self._uploads.discard(upload)
+            self._blobs[(repo, digest)] = body
+        return 201, {"Docker-Content-Digest": digest}, b""
 
 
 def _error(code: str, message: str) -> bytes:

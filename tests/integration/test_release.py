@@ -1,7 +1,8 @@
 """Releases on the real engine and registry, with model versions in the real MLflow server.
 
-Image builds on vfs are slow, so the flows share builds: three in the main test (the first one
-raced by two processes), one in the refused-push test.
+A release is assembled in the registry over a runtime image the engine builds once per set of
+inputs (``<image>:kit-runtime-<hash>``); running a pushed release means pulling it first, as
+production does. Runtime builds and pulls on vfs are slow, so the flows share them.
 """
 
 from __future__ import annotations
@@ -100,6 +101,23 @@ def deploy(config: Config, tag: str) -> release.DeployResult:
     return release.deploy_release(
         config, tag, store=project.store, releases=project.releases, registry=project.registry
     )
+
+
+def tags_of(image: str) -> list[str]:
+    host, repo = image.split("/", 1)
+    return list(requests.get(f"http://{host}/v2/{repo}/tags/list", timeout=5).json()["tags"])
+
+
+def layer_digests(image: str, tag: str) -> list[str]:
+    """The layers of ``image:tag`` as the registry lists them (not through the kit)."""
+    host, repo = image.split("/", 1)
+    found = requests.get(
+        f"http://{host}/v2/{repo}/manifests/{tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=5,
+    )
+    found.raise_for_status()
+    return [layer["digest"] for layer in found.json()["layers"]]
 
 
 def production_digest(image: str) -> str:
@@ -256,7 +274,7 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     canonical = json.dumps(by_alias, sort_keys=True, separators=(",", ":")).encode()
     assert tag == hashlib.md5(canonical).hexdigest() == manifest_md5(manifest)
     reference = f"{image}:{tag}"
-    built = docker_client.images.get(reference)
+    built = docker_client.images.pull(image, tag=tag)  # assembled in the registry: pull it
     labels = built.labels
     assert labels["platform-kit.manifest.md5"] == tag
     assert json.loads(labels["platform-kit.manifest"]) == manifest
@@ -272,8 +290,11 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert built.attrs["Config"]["User"] == "10001:10001"
     assert built.attrs["Size"] <= 400e6
     steps = [h["CreatedBy"] for h in built.history() if "LABEL" not in h["CreatedBy"]]
-    assert "in /models/" in steps[0]  # the models are the last layer; no wheels in the image
+    assert steps[0] == "platform-kit: COPY manifest.json in /models/"  # the last layer
+    assert all("COPY models (" in step for step in steps[1:3])  # then a layer per bucket
     assert not any("/tmp/wheels" in step for step in steps)
+    runtime = [t for t in tags_of(image) if t.startswith("kit-runtime-")]
+    assert len(runtime) == 1  # pushed once, beside the releases
 
     _serve_and_check(docker_client, reference, manifest, tag, b)
 
@@ -447,6 +468,46 @@ def _partial_releases_and_ref(
     assert "require_all" in str(refused.value.hint)
 
 
+def test_one_changed_model_uploads_one_model_layer_and_the_pushed_image_serves(
+    services: Services,
+    docker_client: Any,
+    names: list[str],
+    image_name: Any,
+    tmp_path: Path,
+) -> None:
+    names = [*names, f"{names[0]}-c", f"{names[0]}-d"]
+    image = image_name(REGISTRY)
+    config = write_release_project(tmp_path / "project", services, names, image)
+    client = MlflowClient(services.mlflow_uri)
+    for n in names:
+        model_version(client, n, tmp_path, 0.0)
+    first = build(config)
+    assert first.built and len(first.uploaded) >= 3  # every new blob: the models, manifest, config
+    before = layer_digests(image, first.tag)
+
+    changed = names[2]
+    version = model_version(client, changed, tmp_path, 5.0)
+    second = build(config)
+    assert second.built and second.manifest[changed] == version
+    after = layer_digests(image, second.tag)
+    # Same runtime, same layer count: only the changed model's bucket and the manifest layer
+    # are new, and they are all this build uploaded, with its config.
+    assert len(after) == len(before)
+    new = [d for d in after if d not in before]
+    assert len(new) == 2 and new[-1] == after[-1]  # the manifest layer is the last one
+    host, repo = image.split("/", 1)
+    pushed = requests.get(
+        f"http://{host}/v2/{repo}/manifests/{second.tag}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+        timeout=5,
+    ).json()
+    assert sorted(second.uploaded) == sorted([*new, pushed["config"]["digest"]])
+
+    # The pushed image, pulled as production would, serves the new version.
+    docker_client.images.pull(image, tag=second.tag)
+    _serve_and_check(docker_client, f"{image}:{second.tag}", second.manifest, second.tag, changed)
+
+
 def test_a_refused_or_unreachable_registry_records_nothing(
     services: Services,
     docker_client: Any,
@@ -464,10 +525,11 @@ def test_a_refused_or_unreachable_registry_records_nothing(
     # The registry answers but refuses the push: built, not pushed, not recorded.
     image = image_name(readonly_registry)
     refused = write_release_project(tmp_path / "refused", services, names, image)
-    with pytest.raises(ReleaseError, match=r"pushing .* failed: .*405"):
+    with pytest.raises(ReleaseError, match=r"pushing .*:kit-runtime-.* failed: .*405"):
         build(refused)
     tag = manifest_md5({n: "1" for n in names})
-    assert docker_client.images.get(f"{image}:{tag}")  # the build itself succeeded
+    engine = [t for i in docker_client.images.list() for t in i.tags if t.startswith(image)]
+    assert [t.rsplit(":", 1)[1][:12] for t in engine] == ["kit-runtime-"]  # built, not pushed
     assert log.find(tag) is None and len(log.all()) == before
 
     # Nothing listens at the registry address: refused before building.
@@ -491,7 +553,7 @@ def _serve_and_check(
         url = f"http://127.0.0.1:{port}"
         _wait(url, container)
         health = requests.get(f"{url}/health", timeout=5).json()  # test_serving checks the rest
-        assert (health["status"], health["models"]) == ("ok", 2)
+        assert (health["status"], health["models"]) == ("ok", len(manifest))
         described = requests.get(f"{url}/manifest", timeout=5).json()
         assert (described["manifest"], described["md5"]) == (manifest, tag)
         answer = requests.post(

@@ -204,3 +204,46 @@ def test_parse_challenge_keeps_commas_inside_quotes() -> None:
         "service": "reg",
         "scope": "repository:a/b:pull,push",
     }
+
+
+def test_a_push_asks_for_a_push_token_and_uploads_monolithically(
+    emulator: RegistryEmulator, docker_dir: Path
+) -> None:
+    login(docker_dir, emulator.address, emulator.username, emulator.password)
+    registry = Registry(f"{emulator.address}/{REPO}")
+    layer = b"layer bytes" * 100
+    digest = "sha256:" + hashlib.sha256(layer).hexdigest()
+    assert not registry.has_blob(digest)  # a pull token so far
+    registry.upload_blob(digest, layer)
+    assert registry.has_blob(digest) and emulator.blob(REPO, digest) == layer
+    manifest = json.dumps({"schemaVersion": 2, "layers": [{"digest": digest}]}).encode()
+    put = registry.put_manifest("v1", manifest, "application/vnd.oci.image.manifest.v1+json")
+    assert put == "sha256:" + hashlib.sha256(manifest).hexdigest() == registry.digest("v1")
+    assert registry.manifest("v1") == (manifest, "application/vnd.oci.image.manifest.v1+json")
+    assert registry.blob(digest) == layer and registry.manifest("v2") is None
+    writes = [(r.method, r.status) for r in emulator.requests if r.method in ("POST", "PUT")]
+    # The pull token is refused for the write; a pull,push token is asked for once and kept.
+    assert writes == [("POST", 401), ("POST", 202), ("PUT", 201), ("PUT", 201)]
+    assert [r.method for r in emulator.requests if r.path == "/token"] == ["GET", "GET"]
+
+
+def test_an_upload_from_a_file_and_a_wrong_digest(
+    emulator: RegistryEmulator, docker_dir: Path, tmp_path: Path
+) -> None:
+    login(docker_dir, emulator.address, emulator.username, emulator.password)
+    registry = Registry(f"{emulator.address}/{REPO}")
+    blob = tmp_path / "layer.tar.gz"
+    blob.write_bytes(b"x" * 100_000)
+    digest = "sha256:" + hashlib.sha256(blob.read_bytes()).hexdigest()
+    registry.upload_blob(digest, blob)
+    assert emulator.blob(REPO, digest) == blob.read_bytes()
+    with pytest.raises(ReleaseError, match="HTTP 400"):
+        registry.upload_blob("sha256:" + "0" * 64, b"other")
+
+
+def test_a_pull_only_account_is_told_it_may_not_push(docker_dir: Path) -> None:
+    with RegistryEmulator(anonymous_pull=True) as server:
+        registry = Registry(f"{server.address}/{REPO}")
+        assert not registry.has_blob("sha256:" + "0" * 64)
+        with pytest.raises(ReleaseError, match="has none for it"):
+            registry.upload_blob("sha256:" + "0" * 64, b"x")
