@@ -36,6 +36,7 @@ from platform_kit.config import load_config
 from platform_kit.endpoints import Service
 from platform_kit.project import Project
 from platform_kit.release.images import Engine
+from platform_kit.tracking.tags import PROJECT
 from training.bow import BowModel
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -58,13 +59,15 @@ def register(client: MlflowClient, experiment: str, name: str, seed: int, tmp: P
     run = client.create_run(experiment)
     adapter(seed).save(tmp / name / str(seed))
     client.log_artifacts(run.info.run_id, str(tmp / name / str(seed)), "model")
+    # Tagged with the project as the kit's trainer tags them: the manifest is read in bulk.
     if not client.search_registered_models(f"name = '{name}'"):
-        client.create_registered_model(name)
+        client.create_registered_model(name, tags={PROJECT: "bench"})
     version = client.create_model_version(
         name,
         f"{run.info.artifact_uri}/model",
         run_id=run.info.run_id,
-        tags={"dolt.commit": "0" * 32},
+        tags={"dolt.commit": "0" * 32, PROJECT: "bench"},
+        await_creation_for=0,
     )
     client.set_registered_model_alias(name, "production", version.version)
 
