@@ -25,6 +25,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import mysql.connector
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -53,6 +54,22 @@ def adapter(seed: int, labels: int = 8, buckets: int = 4096, dim: int = 32) -> B
         weight=rng.normal(size=(labels, dim)).astype(np.float32),
         bias=rng.normal(size=labels).astype(np.float32),
     )
+
+
+def customers(project: Project, ids: list[str]) -> None:
+    """The table the model family expands over, committed on main."""
+    store = project.store
+    conn = mysql.connector.connect(
+        host=store.host,  # type: ignore[attr-defined]
+        port=store.port,  # type: ignore[attr-defined]
+        user="root",
+        database="bench",
+    )
+    cur = conn.cursor(buffered=True)  # CALL DOLT_COMMIT answers with a row
+    cur.execute("CREATE TABLE customers (customer_id VARCHAR(20) PRIMARY KEY)")
+    cur.executemany("INSERT INTO customers VALUES (%s)", [(i,) for i in ids])
+    cur.execute("CALL DOLT_COMMIT('-Am', 'customers')")
+    conn.close()
 
 
 def register(client: MlflowClient, experiment: str, name: str, seed: int, tmp: Path) -> None:
@@ -85,12 +102,12 @@ def main() -> None:
     names = [f"bench-{suffix}-{i:03d}" for i in range(args.models)]
     with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp_dir:
         tmp = Path(tmp_dir)
-        models = "".join(
-            f"  - name: {n}\n    query: SELECT 1\n    trainer: training.intent:train\n"
-            for n in names
-        )
+        # One family over a Dolt table, as a project of 1000 customers declares its models.
         (tmp / "platform.yaml").write_text(
-            f"project: bench\ndolt: {{database: bench}}\nmodels:\n{models}"
+            "project: bench\ndolt: {database: bench}\nmodels:\n"
+            "  - family: bench\n    for_each: SELECT customer_id FROM customers\n"
+            f"    name: 'bench-{suffix}-{{customer_id}}'\n"
+            "    query: SELECT 1\n    trainer: training.intent:train\n"
             f"release: {{image: 127.0.0.1:5000/bench-release-{suffix}}}\n"
         )
         config = load_config(tmp / "platform.yaml")
@@ -98,6 +115,7 @@ def main() -> None:
             project = Project(config, start_local=True)
             project.require(set(Service))
             project.store.create_database()
+            customers(project, [n.rsplit("-", 1)[1] for n in names])
             client = MlflowClient(project.mlflow_uri)
             experiment = client.create_experiment(f"bench-{suffix}")
             with ThreadPoolExecutor(8) as pool:
@@ -164,14 +182,17 @@ def nothing_new(path: Path, tag: str) -> float:
         str(path),
     ]
     environment = {**os.environ, "PYTHONPATH": str(ROOT)}
-    start = time.perf_counter()
-    done = subprocess.run(
-        command, cwd=path.parent, env=environment, capture_output=True, text=True, check=False
-    )
-    took = time.perf_counter() - start
-    assert done.returncode == 0, done.stderr[-2000:]
-    assert f'"tag": "{tag}"' in done.stdout and '"built": false' in done.stdout, done.stdout
-    return took
+    times = []
+    for _ in range(2):  # the first may pay for cold disk caches; the better of two counts
+        start = time.perf_counter()
+        done = subprocess.run(
+            command, cwd=path.parent, env=environment, capture_output=True, text=True, check=False
+        )
+        times.append(time.perf_counter() - start)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f'"tag": "{tag}"' in done.stdout and '"built": false' in done.stdout, done.stdout
+    print(f"nothing new, CLI runs:        {times[0]:7.2f} s, {times[1]:.2f} s")
+    return min(times)
 
 
 if __name__ == "__main__":

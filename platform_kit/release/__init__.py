@@ -292,13 +292,17 @@ def build_release(
         )
 
     with store.lock(RELEASE_LOCK, timeout=LOCK_TIMEOUT):
-        if registry.has(tag):
-            _check_identity(registry, reference, tag, versions)
-            # Only a build that died between its push and its record leaves no record: repair.
-            repair = push and releases.find(tag) is None
-            if repair:
-                record()
-            return result(built=False, pushed=True, recorded=repair)
+        # Both asked at once: a release that is already pushed (the common rerun) needs both.
+        with ThreadPoolExecutor(1) as pool:
+            found = pool.submit(releases.find, tag) if push else None
+            pushed = registry.labels(tag)
+            if pushed is not None:
+                _check_identity(pushed, reference, versions)
+                # Only a build that died between its push and its record leaves no record.
+                repair = found is not None and found.result() is None
+                if repair:
+                    record()
+                return result(built=False, pushed=True, recorded=repair)
         docker = engine()
         base = ensure_base_image(docker, release.base_image)
         with _timed("the runtime image"):
@@ -323,8 +327,9 @@ def build_release(
                 _load(docker, reference, runtime, layers, image_config)
             _check_labels(docker, reference, labels)
             return replace(result(built=True, pushed=False), size=size)
-        if registry.has(tag):  # pushed meanwhile by a kit that does not take the lock: keep it
-            _check_identity(registry, reference, tag, versions)
+        pushed = registry.labels(tag)
+        if pushed is not None:  # pushed meanwhile by a kit that does not take the lock: keep it
+            _check_identity(pushed, reference, versions)
             return result(built=False, pushed=True)
         with _timed(f"push {reference}"):
             uploaded = _push(registry, reference, tag, runtime, layers, image_config)
@@ -537,7 +542,7 @@ def _models_label(versions: Sequence[VersionInfo], directories: Sequence[Path]) 
 
 
 def _check_identity(
-    registry: Registry, reference: str, tag: str, versions: Sequence[VersionInfo]
+    labels: dict[str, str], reference: str, versions: Sequence[VersionInfo]
 ) -> None:
     """A tag names a manifest, not content: the same ``{model: version}`` on another MLflow
     server is other models. Refuse to take a pushed tag whose models came from other runs.
@@ -545,7 +550,6 @@ def _check_identity(
     An image pushed before the kit labelled its models' runs cannot be compared: it is taken,
     with a warning.
     """
-    labels = registry.labels(tag) or {}
     text = labels.get(LABEL_MODELS)
     if not text:
         logger.warning(

@@ -218,7 +218,11 @@ class RegistryEmulator:
         if path == "/v2/" and allowed:
             return 200, {}, b"{}"
         if not allowed:
-            return 401, self._challenge(repo, write), _error("UNAUTHORIZED", "authentication required")
+            return (
+                401,
+                self._challenge(repo, write),
+                _error("UNAUTHORIZED", "authentication required"),
+            )
         if found is None:
             return 404, {}, _error("NOT_FOUND", "not found")
         if found.re is _UPLOAD:
