@@ -64,8 +64,10 @@ def labels(image: str, tag: str) -> dict[str, str]:
 
 
 def tags(image: str) -> list[str]:
+    """The release tags of ``image`` (not the runtime's ``kit-runtime-*`` beside them)."""
     host, repo = image.split("/", 1)
-    return sorted(requests.get(f"http://{host}/v2/{repo}/tags/list", timeout=5).json()["tags"])
+    found = requests.get(f"http://{host}/v2/{repo}/tags/list", timeout=5).json()["tags"]
+    return sorted(t for t in found if not t.startswith("kit-runtime-"))
 
 
 def recorded(client: MlflowClient, image: str, tmp: Path) -> dict[str, dict[str, str]]:
