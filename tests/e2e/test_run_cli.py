@@ -158,7 +158,8 @@ def assert_no_secrets(project: Path, output: str, release: Any, docker_client: A
 
     # docker save: the config (env, labels, history) and every layer, uncompressed.
     reference = release["reference"]
-    image = docker_client.images.get(reference)
+    repository, tag = reference.rsplit(":", 1)
+    image = docker_client.images.pull(repository, tag=tag)  # assembled in the registry
     tail = b""
     for chunk in image.save(named=True):
         window = tail + chunk
