@@ -113,7 +113,7 @@ def test_version_source_is_a_servable_model(registry: ModelRegistry, tmp_path: P
     assert info.tags["platform_kit.project"] == registry.project
     model = BowModel.load(local_copy(registry, info.source, tmp_path / "dl"))
     assert model.labels == ["billing", "shipping"]
-    recorded = recorded_versions(registry)[name]
+    recorded = recorded_versions(registry.snapshot())[name]
     assert [(r.version, r.fingerprint, r.trainer) for r in recorded] == [
         (version, "f1", "training.intent:train")
     ]
