@@ -138,6 +138,7 @@ def run_pipeline(
             ref=report.main_commit,
             workers=workers,
             progress=progress,
+            snapshot=snapshot,
         )
         say(
             "train",
