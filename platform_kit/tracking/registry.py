@@ -59,6 +59,7 @@ class RegisteredModel:
     name: str
     tags: Mapping[str, str]
     aliases: Mapping[str, int]
+    latest: VersionInfo | None = None  # the newest version, where the search shows it
 
 
 class AliasAction(StrEnum):
@@ -132,6 +133,7 @@ class AliasState:
 
 
 NO_ALIAS = AliasState([], None)
+_ASK_ONE_BY_ONE = 10  # productions(): beyond this many, one snapshot beats a call per model
 
 
 @dataclass(frozen=True)
@@ -315,21 +317,37 @@ class ModelRegistry(ABC):
     def productions(
         self, names: Collection[str], snapshot: RegistrySnapshot | None = None
     ) -> dict[str, VersionInfo | None]:
-        """:meth:`production` of many models from one :meth:`snapshot` (default: a new one),
-        not a call per model.
+        """:meth:`production` of many models, not a call per model.
 
-        A model or version the snapshot does not show (made outside the kit, without the
-        project tag) is asked for on its own, so the answer is the same as production()'s.
+        Without a ``snapshot``, one search of the registered models answers for every model
+        whose alias is on its newest version (the usual case: each search shows a model's newest
+        version); the others are asked for one by one, or from a :meth:`snapshot` when many.
+        A model or version the searches do not show (made outside the kit, without the project
+        tag) is asked for on its own, so the answer is the same as production()'s.
         """
-        snapshot = snapshot or self.snapshot(names)
-        found: dict[str, VersionInfo | None] = {}
+        if snapshot is None:
+            found: dict[str, VersionInfo | None] = {}
+            models = {m.name: m for m in self._models()}
+            for name in names:
+                model = models.get(name)
+                current = model.aliases.get(self.alias) if model else None
+                if model is not None and current is None:
+                    found[name] = None
+                elif model is not None and model.latest and model.latest.version == current:
+                    found[name] = model.latest
+            unsure = [n for n in names if n not in found]
+            if len(unsure) <= _ASK_ONE_BY_ONE:
+                found.update((n, self.production(n)) for n in unsure)
+                return {n: found[n] for n in names}
+            snapshot = self.snapshot(unsure)
+        out: dict[str, VersionInfo | None] = {}
         for name in names:
             state = snapshot.states.get(name)
             info = snapshot.holding(name)
             if info is None and (state is None or state.current is not None):
                 info = self.production(name)  # unseen: ask, as production() would
-            found[name] = info
-        return found
+            out[name] = info
+        return out
 
     def list_models(self) -> list[ModelSummary]:
         """Each of this project's models with its production and latest versions."""
