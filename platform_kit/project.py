@@ -163,6 +163,7 @@ class Project:
 
         return MlflowModelRegistry(
             self.mlflow_client,
+            rest=self.mlflow_rest,
             project=self.config.project,
             experiment=self.config.mlflow.experiment,
             alias=self.config.model_alias,
