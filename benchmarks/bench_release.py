@@ -37,6 +37,7 @@ from platform_kit.config import load_config
 from platform_kit.endpoints import Service
 from platform_kit.project import Project
 from platform_kit.release.images import Engine
+from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.tags import PROJECT
 from training.bow import BowModel
 
@@ -116,7 +117,7 @@ def main() -> None:
             project.require(set(Service))
             project.store.create_database()
             customers(project, [n.rsplit("-", 1)[1] for n in names])
-            client = MlflowClient(project.mlflow_uri)
+            client = mlflow_client(project.mlflow_uri)  # the kit's pool size, set before use
             experiment = client.create_experiment(f"bench-{suffix}")
             with ThreadPoolExecutor(8) as pool:
                 list(
