@@ -47,7 +47,7 @@ def _read_csv(sheet: SheetConfig, path: Path) -> list[list[Any]]:
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     try:
         with path.open(newline="", encoding="utf-8-sig") as handle:
-            return [list(row) for row in csv.reader(handle)]
+            return list(csv.reader(handle))
     except UnicodeDecodeError as exc:
         raise SourceError(
             f"sheet {sheet.name!r}: {path} is not UTF-8 text (byte {exc.start})",
