@@ -26,7 +26,15 @@ from platform_kit.config import Config, FileSource, SheetConfig
 from platform_kit.errors import StoreError, ValidationError
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
-from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema, check_identifier
+from platform_kit.store.base import (
+    SYNC_TAGS,
+    ChangeSet,
+    Key,
+    Row,
+    Store,
+    TableSchema,
+    check_identifier,
+)
 
 log = logging.getLogger(__name__)
 P = ParamSpec("P")
@@ -134,11 +142,14 @@ def sync(
         target = branch or f"sheets/{sheet.name}"
         sheet_reader = make_reader(sheet)
         key = source_key(sheet, sheet_reader)
-        head = branches.get(target)
-        tag = store.tag(sync_tag(target, sheet.name)) if head else None
-        record = _Record.parse(tag[1]) if tag and tag[0] == head else None
+        # What the sheet is compared with: its branch, or main, where a new branch starts (a
+        # fresh clone of a remote has no data branches; the tags come with main's history).
+        base = branches.get(target) or branches.get(main)
+        tag = store.tag(sync_tag(target, sheet.name)) if base else None
+        holds = tag is not None and base is not None and _same_table(store, tag[0], base, sheet)
+        record = _Record.parse(tag[1]) if tag and holds else None
         if key and record and record.key == key:
-            # Dolt itself records that this very head holds this source under this config.
+            # Dolt itself records that this source, under this config, gave the table as it is.
             results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
             progress(f"{sheet.name}: unchanged since the last sync")
             continue
@@ -149,7 +160,7 @@ def sync(
         known = record.rows if record and record.seed == seed else None
         unchanged = list(map(known.__contains__, _numbers(digests))) if known else None
         typed = validate(sheet, raw, unchanged)
-        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, head, tag))
+        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, base, tag))
 
     for item in prepared:
         sheet, raw, typed = item.sheet, item.raw, item.typed
@@ -278,13 +289,24 @@ def _row_digests(rows: list[list[Any]]) -> tuple[str, bytes]:
     return "repr", b"".join(_DIGEST(f"{len(cells)}\0{cells!r}".encode()).digest() for cells in rows)
 
 
+def _same_table(store: Store, commit: str, head: str, sheet: SheetConfig) -> bool:
+    """Whether the sheet's table is the same at ``head`` as at ``commit`` (what a tag names)."""
+    if commit == head:
+        return True
+    try:
+        return sheet.table not in store.changed_tables(commit, head)
+    except StoreError:
+        return False
+
+
 def sync_tag(branch: str, sheet: str) -> str:
     """The Dolt tag that records which source content ``branch``'s head holds for ``sheet``.
 
     It points at the head the last sync of the sheet left, with the source key as its message:
-    a resync on any machine (no local state needed) sees the same head and key, and skips.
+    a resync on any machine (no local state needed) that finds the sheet's table as it was
+    there, and the same key, skips. Pushes carry these tags, clones and fetches bring them.
     """
-    return f"sync/{branch}/{sheet}"
+    return f"{SYNC_TAGS}{branch}/{sheet}"
 
 
 def _remember(store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None) -> None:

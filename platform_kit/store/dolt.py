@@ -677,6 +677,19 @@ class DoltStore(Store):
         )
         return head
 
+    def _tags_within(self, prefix: str, head: str) -> list[str]:
+        rows = self._rows(
+            "SELECT tag_name FROM dolt_tags WHERE tag_name LIKE %s "
+            "AND DOLT_MERGE_BASE(tag_hash, %s) = tag_hash ORDER BY tag_name",
+            (prefix.replace("%", "\\%").replace("_", "\\_") + "%", head),
+        )
+        return [str(r["tag_name"]) for r in rows]
+
+    def _push_tags(self, remote: DoltRemote, names: Sequence[str]) -> None:
+        # A tag that moved on this side moves on the remote too (Dolt asks no --force for it).
+        specs = [f"refs/tags/{name}:refs/tags/{name}" for name in names]
+        self._remote_call(remote, "DOLT_PUSH", [remote.name, *specs], "pushing the sync tags")
+
     def _pull(self, remote: DoltRemote, branch: str) -> str:
         theirs = self._fetch(remote).get(branch)
         if theirs is None:

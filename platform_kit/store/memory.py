@@ -414,10 +414,12 @@ class MemoryStore(Store):
         with origin.server.mutex:
             theirs = origin._db()
             commits, heads = dict(theirs.commits), dict(theirs.branches)
+            tags = dict(theirs.tags)
         with self.server.mutex:
             for commit in commits.values():
                 db.commits.setdefault(commit.hash, commit)
             db.remote_branches = heads
+            db.tags.update(tags)  # as Dolt's clone and fetch do: the remote's tags win
         return db
 
     def _fetch(self, remote: DoltRemote) -> dict[str, str]:
@@ -443,6 +445,26 @@ class MemoryStore(Store):
                 theirs.commits.setdefault(commit.hash, commit)
             theirs.branches[branch] = head
         return head
+
+    def _tags_within(self, prefix: str, head: str) -> list[str]:
+        with self.server.mutex:
+            db = self._db()
+            history = _ancestors(db, head)
+            return sorted(
+                n for n, (c, _) in db.tags.items() if n.startswith(prefix) and c in history
+            )
+
+    def _push_tags(self, remote: DoltRemote, names: Sequence[str]) -> None:
+        origin = self._origin(remote)
+        with self.server.mutex:
+            db = self._db()
+            tags = {name: db.tags[name] for name in names}
+            commits = {c: db.commits[c] for c, _ in tags.values()}
+        with origin.server.mutex:
+            theirs = origin._db()
+            for commit in commits.values():
+                theirs.commits.setdefault(commit.hash, commit)
+            theirs.tags.update(tags)
 
     def _pull(self, remote: DoltRemote, branch: str) -> str:
         theirs = self._fetch(remote).get(branch)
