@@ -16,6 +16,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
 from functools import cached_property, partial, wraps
@@ -155,35 +156,46 @@ def sync(
             continue
         progress(f"reading {sheet.name}")
         raw = sheet_reader.read(sheet)
-        style, digests = _row_digests(raw.rows)
-        seed = _row_seed(sheet, raw, style)
-        known = record.rows if record and record.seed == seed else None
-        unchanged = list(map(known.__contains__, _numbers(digests))) if known else None
-        typed = validate(sheet, raw, unchanged)
-        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, base, tag))
+        item = _Prepared(sheet, raw, TypedSheet({}, {}, []), key, None, None, None, base, tag)
+        if record is not None:  # digests to compare with: only the rows not known are parsed
+            style, item.digests = _row_digests(raw.rows)
+            item.seed = _row_seed(sheet, raw, style)
+            item.known = record.rows if record.seed == item.seed else None
+        unchanged = item.unchanged()
+        item.typed = validate(sheet, raw, unchanged)
+        prepared.append(item)
 
-    for item in prepared:
-        sheet, raw, typed = item.sheet, item.raw, item.typed
-        target = branch or f"sheets/{sheet.name}"
-        head_ref = target if target in branches else main
-        head = store.resolve(head_ref)
-        if typed.kept and head != item.based_on:  # the branch moved meanwhile: compare it all
-            typed = validate(sheet, raw)
-        change, result = plan_sheet(
-            sheet, raw, typed, store, head, target, vanished=item.vanished()
-        )
-        if result.has_changes and not dry_run:
-            if target not in branches:
-                store.create_branch(target, head)
-                branches[target] = head
-            result.commit = store.commit_changes(
-                target, [change], result.message, expected_head=head
+    # Digests taken only for the tag are taken while Dolt writes (the write waits on it).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for item in prepared:
+            sheet, raw, typed = item.sheet, item.raw, item.typed
+            target = branch or f"sheets/{sheet.name}"
+            head_ref = target if target in branches else main
+            head = store.resolve(head_ref)
+            if typed.kept and head != item.based_on:  # the branch moved meanwhile: compare all
+                typed = validate(sheet, raw)
+            later = None
+            if item.digests is None and not dry_run:
+                later = pool.submit(_row_digests, raw.rows)
+            change, result = plan_sheet(
+                sheet, raw, typed, store, head, target, vanished=item.vanished()
             )
-            progress(f"committed {sheet.name} to {target}")
-        if not dry_run and target in branches:
-            note = _Record.of(item.key or "", item.seed, item.digests).note()
-            _remember(store, sync_tag(target, sheet.name), result.commit or head, note, item.tag)
-        results.append(result)
+            if result.has_changes and not dry_run:
+                if target not in branches:
+                    store.create_branch(target, head)
+                    branches[target] = head
+                result.commit = store.commit_changes(
+                    target, [change], result.message, expected_head=head
+                )
+                progress(f"committed {sheet.name} to {target}")
+            if later is not None:
+                style, item.digests = later.result()
+                item.seed = _row_seed(sheet, raw, style)
+            if not dry_run and target in branches and item.digests is not None:
+                note = _Record.of(item.key or "", item.seed or "", item.digests).note()
+                name = sync_tag(target, sheet.name)
+                _remember(store, name, result.commit or head, note, item.tag)
+            results.append(result)
     return SyncReport(results, dry_run=dry_run)
 
 
@@ -230,17 +242,25 @@ class _Prepared:
     raw: RawSheet
     typed: TypedSheet
     key: str | None
-    seed: str
-    digests: bytes  # ROW_DIGEST_BYTES per row, in sheet order
+    seed: str | None  # with the digests
+    digests: bytes | None  # ROW_DIGEST_BYTES per row, in sheet order; None: not taken yet
     known: frozenset[int] | None
     based_on: str | None  # the head the known digests describe
     tag: tuple[str, str] | None  # the sync tag as read
+
+    @cached_property
+    def numbers(self) -> list[int]:
+        return _numbers(self.digests or b"")
+
+    def unchanged(self) -> list[bool] | None:
+        """Whether each row is byte for byte a known one; None: no known rows."""
+        return list(map(self.known.__contains__, self.numbers)) if self.known else None
 
     def vanished(self) -> int | None:
         """How many of the known rows no longer appear byte for byte (updated or deleted)."""
         if not self.known:
             return None
-        return len(self.known) - len(self.known.intersection(_numbers(self.digests)))
+        return len(self.known) - len(self.known.intersection(self.numbers))
 
 
 def _numbers(digests: bytes) -> list[int]:
@@ -403,22 +423,26 @@ def plan_sheet(
         for row in rows:
             old_rows[tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key)] = row
 
-    inserts, updates = [], []
+    inserts: list[Row] = []
+    updates: list[Row] = []
     found = 0
     same_shape = list(columns) == list(typed.columns)  # no emptied (dropped) columns to add
-    for key, row in typed.rows.items():
-        full = row if same_shape else {c: row.get(c) for c in columns}
-        if not old_rows:
-            inserts.append(full)
-            continue
-        nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
-        before = old_rows.pop(nkey, None)
-        if before is None:
-            inserts.append(full)
-            continue
-        found += 1
-        if any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
-            updates.append(full)
+    if not old_rows and same_shape:
+        inserts = list(typed.rows.values())  # a new table, or no row found: every row is new
+    else:
+        for key, row in typed.rows.items():
+            full = row if same_shape else {c: row.get(c) for c in columns}
+            if not old_rows:
+                inserts.append(full)
+                continue
+            nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
+            before = old_rows.pop(nkey, None)
+            if before is None:
+                inserts.append(full)
+                continue
+            found += 1
+            if any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
+                updates.append(full)
     gone: list[Row] = list(old_rows.values())
     if incremental and (vanished is None or vanished > found):
         # Some known row is neither kept nor updated: deleted. Only keys are read to find it.
