@@ -15,7 +15,9 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
@@ -800,14 +802,17 @@ def _load_data(
     Dolt wants ``local_infile`` on and the FILE privilege, which per-role users should not hold
     (it reads any file the server can); both refusals come before any row is read, and the
     transaction goes on with batched INSERTs.
+
+    The rows go through a named pipe, written by a thread while Dolt reads: Dolt takes rows in
+    as they come, so writing them costs little more than Dolt's own work.
     """
-    fields = [_tsv_column(schema.columns[c], _column_values(rows, c)) for c in columns]
-    with tempfile.NamedTemporaryFile("w", suffix=".tsv", encoding="utf-8", delete=False) as handle:
-        if rows:
-            handle.write("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n")
+    kinds = [schema.columns[c] for c in columns]
+    folder = tempfile.mkdtemp(prefix="platform-kit-load-")
+    path = os.path.join(folder, "rows.tsv")
+    feeder = _Feeder(path, rows, columns, kinds)
     try:
         cur.execute(
-            f"LOAD DATA LOCAL INFILE {quote_string(handle.name)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
+            f"LOAD DATA LOCAL INFILE {quote_string(path)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({', '.join(_q(c) for c in columns)})"
         )
@@ -824,8 +829,55 @@ def _load_data(
         )
         return False
     finally:
-        os.unlink(handle.name)
+        feeder.finish()
+        shutil.rmtree(folder, ignore_errors=True)
     return True
+
+
+class _Feeder:
+    """Writes rows as LOAD DATA text to ``path``: a named pipe fed by a thread, or (without
+    named pipes) a file written first."""
+
+    def __init__(self, path: str, rows: list[Row], columns: list[str], kinds: list[str]) -> None:
+        self.path, self.rows, self.columns, self.kinds = path, rows, columns, kinds
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if hasattr(os, "mkfifo"):
+            os.mkfifo(path, 0o600)
+            self.thread = threading.Thread(target=self._run, name="load-data", daemon=True)
+            self.thread.start()
+        else:
+            self._write()
+
+    def _run(self) -> None:
+        try:
+            self._write()  # opening waits for the reader: Dolt asks for the file
+        except BrokenPipeError:
+            pass  # the reader is gone: the statement failed, and says why
+        except BaseException as exc:  # re-raised by finish(): a short file must not load
+            self.error = exc
+
+    def _write(self) -> None:
+        with open(self.path, "w", encoding="utf-8") as handle:
+            for start in range(0, len(self.rows), _BATCH):
+                batch = self.rows[start : start + _BATCH]
+                fields = [
+                    _tsv_column(kind, _column_values(batch, column))
+                    for column, kind in zip(self.columns, self.kinds, strict=True)
+                ]
+                handle.write("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n")
+
+    def finish(self) -> None:
+        """Wait for the writer; one still waiting for a reader (the statement failed before
+        reading) is let through. Raises what the writer raised."""
+        if self.thread is not None:
+            while self.thread.is_alive():
+                # A reader of our own lets a waiting open() through; closing it ends the writes.
+                with contextlib.suppress(OSError):
+                    os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))
+                self.thread.join(0.05)
+        if self.error is not None:
+            raise StoreError(f"could not write the rows to load: {self.error}") from self.error
 
 
 def _column_values(rows: list[Row], column: str) -> list[Any]:
