@@ -302,10 +302,12 @@ def _version_info(mv: Any) -> VersionInfo:
 
 
 def _registered_model(rm: Any) -> RegisteredModel:
+    latest = [_version_info(mv) for mv in rm.latest_versions or []]  # the newest per stage
     return RegisteredModel(
         name=str(rm.name),
         tags=dict(rm.tags or {}),
         aliases={str(k): int(v) for k, v in (rm.aliases or {}).items()},
+        latest=max(latest, key=lambda v: v.version) if latest else None,
     )
 
 

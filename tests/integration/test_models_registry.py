@@ -18,6 +18,7 @@ import pytest
 
 from platform_kit.errors import UsageError
 from platform_kit.plan_inputs import recorded_versions
+from platform_kit.tracking import registry as registry_module
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.memory_registry import KNOWN_DIFFERENCES, MemoryModelRegistry
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry
@@ -113,7 +114,7 @@ def test_version_source_is_a_servable_model(registry: ModelRegistry, tmp_path: P
     assert info.tags["platform_kit.project"] == registry.project
     model = BowModel.load(local_copy(registry, info.source, tmp_path / "dl"))
     assert model.labels == ["billing", "shipping"]
-    recorded = recorded_versions(registry)[name]
+    recorded = recorded_versions(registry.snapshot())[name]
     assert [(r.version, r.fingerprint, r.trainer) for r in recorded] == [
         (version, "f1", "training.intent:train")
     ]
@@ -215,7 +216,7 @@ def test_unknown_model_or_version_is_a_usage_error(registry: ModelRegistry, tmp_
 def test_productions_reads_in_bulk_what_production_reads_one_by_one(
     registry: ModelRegistry, tmp_path: Path
 ) -> None:
-    """release's manifest (issue 17): two searches answer for every model, the same way."""
+    """release's manifest (issue 17): one search answers for every model, the same way."""
     names = [f"{registry.project}-m{i}" for i in range(3)]
     for name in names:
         new_version(registry, name, tmp_path)
@@ -232,3 +233,8 @@ def test_productions_reads_in_bulk_what_production_reads_one_by_one(
         missing: None,
     }
     assert bulk == {n: registry.production(n) for n in [*names, missing]}
+    # From a run's snapshot, and through a snapshot when many aliases are off the newest version.
+    assert registry.productions([*names, missing], registry.snapshot()) == bulk
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry_module, "_ASK_ONE_BY_ONE", 0)
+        assert registry.productions([*names, missing]) == bulk
