@@ -214,7 +214,7 @@ def _by_column(
     formulas = b"#" in blob  # every formula error starts with "#"
     long = bool(texts) and max(map(len, texts)) > MAX_CELL  # no cell longer than its row
     fresh = list(filter(any, fresh))  # blank rows carry no data
-    if any(len(cells) != width for cells in fresh):
+    if set(map(len, fresh)) - {width}:
         if any(any(cells[width:]) for cells in fresh):
             return None  # a value under no header
         fresh = [[*cells[:width], *[""] * (width - len(cells))] for cells in fresh]
@@ -260,6 +260,11 @@ def _by_column(
 
 
 _BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+_BOOL_CELLS = {
+    "": None,
+    **{spelling: value for word, value in _BOOLS.items() for spelling in (word, word.upper())},
+    **{word.title(): value for word, value in _BOOLS.items()},
+}
 
 
 def _column(kind: str, cells: Sequence[str]) -> list[Any] | None:
@@ -268,19 +273,26 @@ def _column(kind: str, cells: Sequence[str]) -> list[Any] | None:
     Where a plain conversion accepts the text, the parser gives the same value (it only adds
     ways to accept more: commas, spaces, other spellings), so the rest go to the parser.
     """
+    if kind == "bool":  # the common spellings by lookup, the others as the parser reads them
+        try:
+            return list(map(_BOOL_CELLS.__getitem__, cells))
+        except KeyError:
+            pass
+    full = "" not in cells  # no NULL: the conversion maps straight over the column
     try:
         if kind == "string":
-            return [c or None for c in cells]
+            return list(cells) if full else [c or None for c in cells]
         if kind == "int":
-            return [int(c) if c else None for c in cells]
+            return list(map(int, cells)) if full else [int(c) if c else None for c in cells]
         if kind == "float":
-            numbers = [float(c) if c else None for c in cells]
+            numbers = list(map(float, cells)) if full else [float(c) if c else None for c in cells]
             finite = all(math.isfinite(n) for n in numbers if n is not None)
             return numbers if finite else None
         if kind == "bool":
             return [_BOOLS[c.strip().lower()] if c else None for c in cells]
         if kind == "date":
-            return [dt.date.fromisoformat(c) if c else None for c in cells]
+            day = dt.date.fromisoformat
+            return list(map(day, cells)) if full else [day(c) if c else None for c in cells]
         if kind == "datetime":
             stamps = [dt.datetime.fromisoformat(c) if c else None for c in cells]
             naive = all(s.tzinfo is None for s in stamps if s is not None)

@@ -133,3 +133,34 @@ def test_kept_duplicates_and_blank_kept_rows(monkeypatch: pytest.MonkeyPatch) ->
     assert fast == slow and fast[0] == "error"
     fast, slow = both(rows[:3] + rows[4:], monkeypatch, [True, True, True, False])
     assert fast == slow and fast[2] == {("p1",)}
+
+
+VALID = {
+    "age": ["", "7", "-3", "+4", "1_000", " 8 "],
+    "score": ["", "0.5", "1e-3", "-0", "1_0", " 1.5"],
+    "vip": ["", "yes", "No", "TRUE", "t", "F", "1", " yes ", "Y"],
+    "born": ["", "2024-01-02", "20240102"],
+    "seen": ["", "2024-01-02 03:04:05", "2024-01-02"],
+    "meta": ["", "[1, 2]", '{"b": 2, "a": 1}'],
+    "name": ["Bob", " spaced ", "#hashtag", "é"],
+}
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_good_sheets_take_the_column_path_and_agree(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rng = random.Random(seed)
+    rows = []
+    for i in range(rng.randint(1, 30)):
+        row = [f"p{i}", *GOOD[1:]]
+        for column, cells in VALID.items():
+            if rng.random() < 0.4:
+                row[HEADER.index(column)] = rng.choice(cells)
+        rows.append(row)
+    unchanged = [rng.random() < 0.5 for _ in rows] if seed % 2 else None
+    raw = RawSheet(HEADER, rows, "people.csv", "r1")
+    types = dict(SHEET.columns)
+    assert validation._by_column(SHEET, raw, HEADER, types, unchanged) is not None
+    fast, slow = both(rows, monkeypatch, unchanged)
+    assert fast == slow
