@@ -158,7 +158,7 @@ def sync(
         raw = sheet_reader.read(sheet)
         item = _Prepared(sheet, raw, TypedSheet({}, {}, []), key, None, None, None, base, tag)
         if record is not None:  # digests to compare with: only the rows not known are parsed
-            style, item.digests = _row_digests(raw.rows)
+            style, item.digests = _row_digests(raw)
             item.seed = _row_seed(sheet, raw, style)
             item.known = record.rows if record.seed == item.seed else None
         unchanged = item.unchanged()
@@ -176,7 +176,7 @@ def sync(
                 typed = validate(sheet, raw)
             later = None
             if item.digests is None and not dry_run:
-                later = pool.submit(_row_digests, raw.rows)
+                later = pool.submit(_row_digests, raw)
             change, result = plan_sheet(
                 sheet, raw, typed, store, head, target, vanished=item.vanished()
             )
@@ -289,13 +289,17 @@ def _rules(sheet: SheetConfig) -> tuple[object, ...]:
 _DIGEST = partial(hashlib.blake2b, digest_size=ROW_DIGEST_BYTES)
 
 
-def _row_digests(rows: list[list[Any]]) -> tuple[str, bytes]:
+def _row_digests(raw: RawSheet) -> tuple[str, bytes]:
     """(style, one short digest per row): a change detector, not a seal.
 
-    Text rows (CSV, gspread) are hashed as their cells joined by NUL, a C loop over the rows:
-    unambiguous while no cell holds a NUL, which the count checks. Other rows (typed XLSX
-    cells, or a NUL) are hashed one by one from their cell count and repr.
+    Rows read as whole lines (a CSV without quotes) are hashed as those lines. Other text rows
+    (quoted CSV, gspread) are hashed as their cells joined by NUL: unambiguous while no cell
+    holds a NUL, which the count checks. The rest (typed XLSX cells, a NUL) are hashed one by
+    one from their cell count and repr. Each is a C loop over the rows but the last.
     """
+    rows = raw.rows
+    if raw.lines is not None and len(raw.lines) == len(rows):
+        return "line", _digests(raw.lines)
     try:
         texts = list(map("\0".join, rows))
     except TypeError:  # typed cells (XLSX)
@@ -303,10 +307,12 @@ def _row_digests(rows: list[list[Any]]) -> tuple[str, bytes]:
     if texts is not None:
         separators = sum(map(len, rows)) - len(rows) + rows.count([])
         if "".join(texts).count("\0") == separators:
-            return "text", b"".join(
-                map(methodcaller("digest"), map(_DIGEST, map(str.encode, texts)))
-            )
+            return "text", _digests(texts)
     return "repr", b"".join(_DIGEST(f"{len(cells)}\0{cells!r}".encode()).digest() for cells in rows)
+
+
+def _digests(texts: list[str]) -> bytes:
+    return b"".join(map(methodcaller("digest"), map(_DIGEST, map(str.encode, texts))))
 
 
 def _same_table(store: Store, commit: str, head: str, sheet: SheetConfig) -> bool:

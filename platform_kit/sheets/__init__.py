@@ -23,6 +23,9 @@ class RawSheet:
     rows: list[list[Any]]
     source: str  # e.g. "sheets/customers.csv" or "<spreadsheet key>/Sheet1"
     revision: str  # the file's mtime, or the spreadsheet's modifiedTime
+    # Each row's text as the source holds it, where that is one line per row (a CSV without
+    # quotes): ``rows[i]`` is ``lines[i]`` split at commas. Sync hashes these, not the cells.
+    lines: list[str] | None = None
 
 
 class SheetReader(ABC):
