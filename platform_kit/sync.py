@@ -146,14 +146,16 @@ def sync(
         # What the sheet is compared with: its branch, or main, where a new branch starts (a
         # fresh clone of a remote has no data branches; the tags come with main's history).
         base = branches.get(target) or branches.get(main)
-        tag = store.tag(sync_tag(target, sheet.name)) if base else None
-        holds = tag is not None and base is not None and _same_table(store, tag[0], base, sheet)
-        record = _Record.parse(tag[1]) if tag and holds else None
-        if key and record and record.key == key:
+        name = sync_tag(target, sheet.name)
+        told = store.tag(name, first_line=True) if base else None  # the key: the note's line 1
+        holds = told is not None and base is not None and _same_table(store, told[0], base, sheet)
+        if key and told and holds and told[1] == key:
             # Dolt itself records that this source, under this config, gave the table as it is.
             results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
             progress(f"{sheet.name}: unchanged since the last sync")
             continue
+        tag = store.tag(name) if told and holds else None  # the row digests too
+        record = _Record.parse(tag[1]) if tag and told and tag[0] == told[0] else None
         progress(f"reading {sheet.name}")
         raw = sheet_reader.read(sheet)
         item = _Prepared(sheet, raw, TypedSheet({}, {}, []), key, None, None, None, base, tag)

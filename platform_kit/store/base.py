@@ -243,10 +243,13 @@ class Store(ABC):
         check_branch(name)
         self._set_tag(name, self.resolve(commit), note)
 
-    def tag(self, name: str) -> tuple[str, str] | None:
-        """(commit, note) of tag ``name``; None when there is no such tag."""
+    def tag(self, name: str, *, first_line: bool = False) -> tuple[str, str] | None:
+        """(commit, note) of tag ``name``; None when there is no such tag.
+
+        ``first_line``: the note's first line only (a long note need not travel to be told).
+        """
         check_branch(name)
-        return self._tag(name)
+        return self._tag(name, first_line)
 
     # -- the remote (DoltHub, DoltLab, a sql-server's remotesapi): a clone kept in step
 
@@ -346,7 +349,7 @@ class Store(ABC):
     @abstractmethod
     def _set_tag(self, name: str, commit: str, note: str) -> None: ...
     @abstractmethod
-    def _tag(self, name: str) -> tuple[str, str] | None: ...
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None: ...
     @abstractmethod
     def _tags_within(self, prefix: str, head: str) -> list[str]:
         """Names of the tags starting with ``prefix`` that point at ``head`` or an ancestor."""

@@ -449,8 +449,11 @@ class DoltStore(Store):
             cur.execute("CALL DOLT_TAG(%s, %s, '-m', %s)", (name, commit, note))
             cur.fetchall()
 
-    def _tag(self, name: str) -> tuple[str, str] | None:
-        rows = self._rows("SELECT tag_hash, message FROM dolt_tags WHERE tag_name = %s", (name,))
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None:
+        note = "SUBSTRING_INDEX(message, '\\n', 1)" if first_line else "message"
+        rows = self._rows(
+            f"SELECT tag_hash, {note} AS message FROM dolt_tags WHERE tag_name = %s", (name,)
+        )
         return (str(rows[0]["tag_hash"]), str(rows[0]["message"])) if rows else None
 
     # -- coordination

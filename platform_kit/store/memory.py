@@ -390,9 +390,12 @@ class MemoryStore(Store):
         with self.server.mutex:
             self._db().tags[name] = (commit, note)
 
-    def _tag(self, name: str) -> tuple[str, str] | None:
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None:
         with self.server.mutex:
-            return self._db().tags.get(name)
+            found = self._db().tags.get(name)
+        if found is None or not first_line:
+            return found
+        return found[0], found[1].split("\n", 1)[0]
 
     def _claim(self, key: str) -> bool:
         with self.server.mutex:
