@@ -152,6 +152,7 @@ class DoltStore(Store):
         self.connect_timeout = connect_timeout
         self.remote = remote
         self.remote_attempts = remote_attempts  # each unreachable try takes Dolt ~6 s itself
+        self._commits: set[str] = set()  # full hashes seen to exist
 
     def __repr__(self) -> str:  # never shows the password
         return f"DoltStore({self.user}@{self.host}:{self.port}/{self.database})"
@@ -257,8 +258,12 @@ class DoltStore(Store):
         return commit
 
     def _resolve(self, ref: str) -> str:
-        # dolt_hashof() accepts a full hash, but checking it exists needs a read.
+        # dolt_hashof() accepts a full hash, but checking it exists needs a read (once: a
+        # commit, once there, stays).
+        if ref in self._commits:
+            return ref
         if _COMMIT_HASH.match(ref) and self._rows("SELECT 1 FROM dolt_log(%s) LIMIT 1", (ref,)):
+            self._commits.add(ref)
             return ref
         try:
             rows = self._rows("SELECT dolt_hashof(%s) AS h", (ref,))
