@@ -264,7 +264,7 @@ def build_release(
         if registry.has(tag):
             _check_identity(registry, reference, tag, versions)
             # Only a build that died between its push and its record leaves no record: repair.
-            repair = push and releases.find(tag) is None
+            repair = push and not releases.recorded(tag)
             if repair:
                 record()
             return result(built=False, pushed=True, recorded=repair)

@@ -23,6 +23,7 @@ from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.memory_registry import KNOWN_DIFFERENCES, MemoryModelRegistry
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry
 from platform_kit.tracking.registry import ModelRegistry, RunRecord
+from platform_kit.tracking.rest import rest_reader
 from tests.conftest import Services
 from training.bow import BowModel
 from training.intent import train as train_intent
@@ -30,8 +31,11 @@ from training.intent import train as train_intent
 
 def mlflow_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistry:
     services: Services = request.getfixturevalue("services")
-    return MlflowModelRegistry(
-        mlflow_client(services.mlflow_uri), project=project, experiment=project
+    return MlflowModelRegistry(  # as Project builds it: searches through REST
+        mlflow_client(services.mlflow_uri),
+        project=project,
+        experiment=project,
+        rest=rest_reader(services.mlflow_uri),
     )
 
 
