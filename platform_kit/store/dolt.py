@@ -837,8 +837,10 @@ def _load_data(
         )
         return False
     finally:
-        feeder.finish()
-        shutil.rmtree(folder, ignore_errors=True)
+        try:
+            feeder.finish()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     return True
 
 

@@ -3,8 +3,10 @@ half-way loads nothing, and a refused LOAD DATA leaves no writer behind."""
 
 from __future__ import annotations
 
+import tempfile
 import threading
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,6 +35,10 @@ def store(services: Services, monkeypatch: pytest.MonkeyPatch) -> DoltStore:
     return store
 
 
+def pipes() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("platform-kit-load-*"))
+
+
 def test_streamed_rows_all_arrive(store: DoltStore) -> None:
     commit = store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=rows(100))], "load")
     assert commit
@@ -44,6 +50,7 @@ def test_a_writer_that_fails_half_way_loads_nothing(
     store: DoltStore, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     head = store.resolve("main")
+    before = pipes()
     real = dolt_backend._tsv_column
     calls = []
 
@@ -58,6 +65,7 @@ def test_a_writer_that_fails_half_way_loads_nothing(
         store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=rows(100))], "load")
     assert store.resolve("main") == head and store.schema("t", "main") is None
     assert not [t for t in threading.enumerate() if t.name == "load-data"]
+    assert pipes() <= before  # its pipe is gone too
 
 
 def test_a_refused_load_leaves_no_writer_waiting(
