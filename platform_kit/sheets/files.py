@@ -6,8 +6,9 @@ import csv
 import datetime as dt
 import io
 import zipfile
+from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, overload
 
 from platform_kit.config import FileSource, SheetConfig
 from platform_kit.errors import SourceError
@@ -30,17 +31,17 @@ class FileSheetReader(SheetReader):
             "%Y-%m-%dT%H:%M:%SZ"
         )
         lines: list[str] | None = None
-        if path.suffix.lower() == ".csv":
-            table, lines = _read_csv(sheet, path)
+        if path.suffix.lower() != ".csv":
+            table: Sequence[list[Any]] = _read_xlsx(sheet, path)
         else:
-            table = _read_xlsx(sheet, path)
+            table, lines = _read_csv(sheet, path)
         header, rows = (table[0], table[1:]) if table else ([], [])
         return RawSheet(
             header=header,
             rows=rows,
             source=self._display(path),
             revision=revision,
-            lines=lines[1:] if lines is not None and table else None,
+            lines=lines[1:] if lines else None,
         )
 
     def _display(self, path: Path) -> str:
@@ -54,7 +55,7 @@ class FileSheetReader(SheetReader):
 _CSV_FIELD_LIMIT = 64 * 1024 * 1024
 
 
-def _read_csv(sheet: SheetConfig, path: Path) -> tuple[list[list[Any]], list[str] | None]:
+def _read_csv(sheet: SheetConfig, path: Path) -> tuple[Sequence[list[Any]], list[str] | None]:
     """The file's records, and (without quotes, one line per record) their lines."""
     csv.field_size_limit(max(csv.field_size_limit(), _CSV_FIELD_LIMIT))
     try:
@@ -66,7 +67,7 @@ def _read_csv(sheet: SheetConfig, path: Path) -> tuple[list[list[Any]], list[str
         ) from exc
     if '"' not in text:
         lines = _lines(text)
-        return _split(lines), lines
+        return SplitRows(lines), lines
     try:
         return list(csv.reader(io.StringIO(text, newline=""))), None
     except csv.Error as exc:
@@ -93,6 +94,42 @@ def _lines(text: str) -> list[str]:
 
 def _split(lines: list[str]) -> list[list[str]]:
     return [line.split(",") if line else [] for line in lines]
+
+
+def _cells(line: str) -> list[str]:
+    return line.split(",") if line else []
+
+
+class SplitRows(Sequence[list[str]]):
+    """The records of a CSV without quotes, each split at its commas when it is asked for:
+    a sync that knows most rows unchanged (by their lines' digests) splits only the others."""
+
+    __slots__ = ("lines",)
+
+    def __init__(self, lines: list[str]) -> None:
+        self.lines = lines
+
+    def __len__(self) -> int:
+        return len(self.lines)
+
+    @overload
+    def __getitem__(self, index: int) -> list[str]: ...
+    @overload
+    def __getitem__(self, index: slice) -> SplitRows: ...
+    def __getitem__(self, index: int | slice) -> list[str] | SplitRows:
+        if isinstance(index, slice):
+            return SplitRows(self.lines[index])
+        return _cells(self.lines[index])
+
+    def __iter__(self) -> Iterator[list[str]]:
+        return map(_cells, self.lines)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, SplitRows | list):
+            return list(self) == list(other)
+        return NotImplemented
+
+    __hash__ = None  # type: ignore[assignment]
 
 
 _OTHER_BREAKS = "\v\f\x1c\x1d\x1e"  # str.splitlines' line breaks in ASCII, besides CR and LF

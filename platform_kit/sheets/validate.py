@@ -13,7 +13,7 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import compress, repeat
-from operator import itemgetter, not_
+from operator import itemgetter, methodcaller, not_
 from typing import Any
 
 from platform_kit.config import SheetConfig
@@ -199,11 +199,15 @@ def _by_column(
     words every problem in sheet order.
     """
     width = len(columns)
+    given = raw.rows
+    # Rows read as lines (raw.lines): the kept ones are not split, only their key is taken.
+    lines = raw.lines if raw.lines is not None and len(raw.lines) == len(given) else None
+    old: list[Any] = []
     if unchanged is not None:
-        fresh = list(compress(raw.rows, map(not_, unchanged)))
-        old = list(compress(raw.rows, unchanged))
+        fresh = [given[i] for i in compress(range(len(given)), map(not_, unchanged))]
+        old = list(compress(given if lines is None else lines, unchanged))
     else:
-        fresh, old = raw.rows, []
+        fresh = list(given)
     try:
         texts = list(map("\n".join, fresh))  # TypeError: typed cells (XLSX), checked one by one
     except TypeError:
@@ -248,8 +252,10 @@ def _by_column(
     if old:
         if len(at) != 1 or types[sheet.primary_key[0]] != "string":
             return None  # keys of other types: parsed row by row
+        split = methodcaller("split", ",", at[0] + 1)  # the cells up to the key's
+        records = filter(None, old) if lines is None else map(split, filter(None, old))
         try:
-            olds = list(zip(filter(None, map(itemgetter(at[0]), filter(None, old))), strict=False))
+            olds = list(zip(filter(None, map(itemgetter(at[0]), records)), strict=False))
         except IndexError:
             return None  # a short row
         kept = set(olds)

@@ -16,6 +16,7 @@ from platform_kit.config import FileSource, SheetConfig
 from platform_kit.errors import ValidationError
 from platform_kit.sheets import RawSheet
 from platform_kit.sheets import validate as validation
+from platform_kit.sheets.files import SplitRows
 
 SHEET = SheetConfig(
     name="people",
@@ -164,3 +165,32 @@ def test_good_sheets_take_the_column_path_and_agree(
     assert validation._by_column(SHEET, raw, HEADER, types, unchanged) is not None
     fast, slow = both(rows, monkeypatch, unchanged)
     assert fast == slow
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_rows_read_as_lines_agree(seed: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CSV without quotes comes as lines split on demand; kept rows give only their key."""
+    rng = random.Random(seed)
+    lines = []
+    for i in range(rng.randint(0, 30)):
+        row = [f"p{rng.randint(0, 40) if seed % 5 == 0 else i}", *GOOD[1:7], "3"]
+        for column, cells in {**VALID, "meta": ["", "3", "true"]}.items():
+            if rng.random() < 0.3:
+                row[HEADER.index(column)] = rng.choice(cells)
+        if rng.random() < 0.1:
+            row = row[: rng.randint(0, len(row))]
+        lines.append(",".join(row) if rng.random() > 0.05 else "")
+    unchanged = [rng.random() < 0.6 for _ in lines] if seed % 2 else None
+    as_lines = RawSheet(HEADER, SplitRows(lines), "people.csv", "r1", lines=lines)
+    as_lists = [line.split(",") if line else [] for line in lines]
+    assert list(as_lines.rows) == as_lists
+    fast, slow = both(as_lists, monkeypatch, unchanged)
+
+    def run() -> Any:
+        try:
+            typed = validation.validate(SHEET, as_lines, unchanged)
+        except ValidationError as exc:
+            return ("error", str(exc), exc.problems)
+        return (typed.columns, list(typed.rows.items()), typed.kept, typed.undeclared)
+
+    assert run() == fast == slow
