@@ -33,6 +33,9 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_HTTP_POOL_CONNECTIONS": str(HTTP_POOL),
     "MLFLOW_HTTP_POOL_MAXSIZE": str(HTTP_POOL),
+    # MLflow's usage telemetry fetches a config from the internet and queues an event per call:
+    # a self-hosted kit sends nothing out.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 _QUIET = "MLFLOW_LOGGING_LEVEL"  # MLflow's INFO lines ("Created version ...") are noise here
 
