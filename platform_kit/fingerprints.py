@@ -59,7 +59,7 @@ def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
         if order is None:
             names = [str(k) for k in columns]
             unique = len(set(names)) == len(names)  # else the values break ties: sort per row
-            order = sorted(zip(names, columns), key=lambda p: p[0]) if unique else []
+            order = sorted(zip(names, columns, strict=True), key=lambda p: p[0]) if unique else []
             orders[columns] = order
         if not order and columns:
             digests.append(
