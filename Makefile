@@ -91,8 +91,10 @@ test: venv dolt docker mermaid lint typecheck
 test-unit: venv
 	$(VENV)/bin/pytest -q tests/unit
 
+# Each benchmark prints `<figure>: <value> (goal ...)`; the summary at the end gathers them.
 bench: venv dolt docker
-	@for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b; done
+	@log=$$(mktemp); for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b | tee -a $$log; done; \
+	echo; echo "== every figure, next to its goal"; grep -E '\((goal|report)' $$log; rm -f $$log
 
 demo: venv dolt docker
 	KIT=$(VENV)/bin/platform-kit bash examples/demo.sh

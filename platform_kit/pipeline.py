@@ -21,6 +21,7 @@ from platform_kit.project import Project
 from platform_kit.release import build_release
 from platform_kit.store.base import Store
 from platform_kit.sync import sync
+from platform_kit.tracking.registry import RegistrySnapshot
 from platform_kit.train import ModelStatus, Progress, TrainReport, train
 
 
@@ -122,7 +123,10 @@ def run_pipeline(
         report.main_commit = _push_main(config, store, say)
 
     registry = project.models
-    report.plan = plan_training(config, store, registry, to_ref=report.main_commit)
+    snapshot = registry.snapshot()  # the plan's reads; the release reuses them if none train
+    report.plan = plan_training(
+        config, store, registry, to_ref=report.main_commit, snapshot=snapshot
+    )
     say("plan", f"{len(report.plan.to_train)} to train: {PlanSummary.of(report.plan).line()}")
     names = [d.name for d in report.plan.to_train]
     if names:
@@ -134,6 +138,7 @@ def run_pipeline(
             ref=report.main_commit,
             workers=workers,
             progress=progress,
+            snapshot=snapshot,
         )
         say(
             "train",
@@ -146,7 +151,7 @@ def run_pipeline(
     if not release:
         report.release_skipped = "--no-release"
     else:
-        _release(project, report, say)
+        _release(project, report, say, snapshot if report.training is None else None)
     return report
 
 
@@ -197,7 +202,9 @@ def _push_main(config: Config, store: Store, say: Say) -> str:
     return head
 
 
-def _release(project: Project, report: RunReport, say: Say) -> None:
+def _release(
+    project: Project, report: RunReport, say: Say, snapshot: RegistrySnapshot | None
+) -> None:
     try:
         project.engine  # noqa: B018 - a run without Docker trains, then skips the release
     except PlatformKitError as exc:
@@ -214,6 +221,7 @@ def _release(project: Project, report: RunReport, say: Say) -> None:
         tracking_uri=project.mlflow_uri,
         push=True,
         ref=report.main_commit,  # the plan's commit, even if main moved since
+        snapshot=snapshot,
     )
     report.release = result.to_json()
     if report.failed:

@@ -11,7 +11,7 @@ way ``WHERE customer_id = %(customer_id)s`` does). Only those models' rows are r
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -26,6 +26,7 @@ from platform_kit.tracking import tags as T
 from platform_kit.tracking.registry import (
     NO_ALIAS,
     ModelRegistry,
+    RegistrySnapshot,
     VersionInfo,
     interrupted_promotion,
 )
@@ -77,14 +78,10 @@ def as_recorded(found: Mapping[str, Sequence[VersionInfo]]) -> dict[str, list[Re
     }
 
 
-def recorded_versions(
-    registry: ModelRegistry, names: Collection[str] | None = None
-) -> dict[str, list[RecordedVersion]]:
-    """The planner's view of the versions of ``names`` (default: all), interrupted promotions
-    marked."""
-    found = registry.versions(names)
+def recorded_versions(snapshot: RegistrySnapshot) -> dict[str, list[RecordedVersion]]:
+    """The planner's view of the versions in ``snapshot``, interrupted promotions marked."""
+    found, states = snapshot.versions, snapshot.states
     out = as_recorded(found)
-    states = registry.alias_states()
     for name, versions in found.items():
         pending = interrupted_promotion(versions, states.get(name, NO_ALIAS))
         if pending is not None:
@@ -153,17 +150,19 @@ def plan_training(
     from_ref: str | None = None,
     to_ref: str | None = None,
     force: bool = False,
+    snapshot: RegistrySnapshot | None = None,
 ) -> Plan:
     """Which models need training at ``to_ref`` (default: the main branch), and why.
 
     Args:
         from_ref: diff from this ref for every model; default: each model's last trained commit.
         force: train every model.
+        snapshot: the registry's versions and aliases, read by the caller (default: read here).
     """
     to_commit = store.resolve(to_ref or config.dolt.main_branch)
     from_commit = store.resolve(from_ref) if from_ref else None
     models = expand_models(config, store, to_commit)
-    recorded = recorded_versions(registry, [m.name for m in models])
+    recorded = recorded_versions(snapshot or registry.snapshot())
     known_tables = store.tables(to_commit)
     changes = _Changes(store, to_commit)
     code_cache: dict[tuple[str, str], str] = {}

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from platform_kit.store.base import Store
     from platform_kit.tracking.registry import ModelRegistry
     from platform_kit.tracking.releases import ReleaseLog
+    from platform_kit.tracking.rest import MlflowRest
 
 # A server that is starting, or a blip on the network, gets about 1.5 s before a command gives up.
 _HEALTH_ATTEMPTS = 3
@@ -136,9 +137,17 @@ class Project:
 
     @cached_property
     def mlflow_client(self) -> MlflowClient:
-        from platform_kit.tracking.client import mlflow_client
+        """Made on first use: reads that go through :attr:`mlflow_rest` never import mlflow."""
+        from platform_kit.tracking.client import lazy_client
 
-        return mlflow_client(self.mlflow_uri)
+        return lazy_client(self.mlflow_uri)
+
+    @cached_property
+    def mlflow_rest(self) -> MlflowRest | None:
+        """The REST reader for the bulk searches (None where MLflow's client must read)."""
+        from platform_kit.tracking.rest import rest_reader
+
+        return rest_reader(self.mlflow_uri)
 
     @cached_property
     def store(self) -> Store:
@@ -154,6 +163,7 @@ class Project:
 
         return MlflowModelRegistry(
             self.mlflow_client,
+            rest=self.mlflow_rest,
             project=self.config.project,
             experiment=self.config.mlflow.experiment,
             alias=self.config.model_alias,
@@ -172,7 +182,7 @@ class Project:
         """The release records (MLflow experiment ``platform-kit-releases``)."""
         from platform_kit.tracking.releases import ReleaseLog
 
-        return ReleaseLog(self.mlflow_client)
+        return ReleaseLog(self.mlflow_client, rest=self.mlflow_rest)
 
     @cached_property
     def engine(self) -> Engine:

@@ -44,6 +44,7 @@ from platform_kit.tracking.registry import (
     AliasState,
     LoggedRun,
     ModelRegistry,
+    RegistrySnapshot,
     RunRecord,
     interrupted_promotion,
 )
@@ -144,8 +145,11 @@ def train(
     workers: int = 2,
     force: bool = False,
     progress: Progress | None = None,
+    snapshot: RegistrySnapshot | None = None,
 ) -> TrainReport:
     """Train the named models (or a shard's) at ``ref`` (default: the main branch).
+
+    ``snapshot``: the registry as the caller just read it (the plan's reads); default: read here.
 
     Raises:
         UsageError: bad arguments or an unknown model name.
@@ -156,7 +160,7 @@ def train(
     if workers < 1:
         raise UsageError(f"--workers must be at least 1, got {workers}")
     target = select_target(config, store, names=names, shard=shard, ref=ref, force=force)
-    run = TrainRun(config, store, registry, target, progress or Progress())
+    run = TrainRun(config, store, registry, target, progress or Progress(), snapshot)
     run.execute(workers)
     return run.report(time.perf_counter() - started)
 
@@ -222,14 +226,17 @@ class TrainRun:
         registry: ModelRegistry,
         target: Target,
         progress: Progress,
+        snapshot: RegistrySnapshot | None = None,
     ) -> None:
         self.config, self.store, self.registry = config, store, registry
         self.target = target
         self.progress = progress
         progress.start(len(target.models))
-        self.versions = registry.versions([m.name for m in target.models])
+        snapshot = snapshot or registry.snapshot()
+        names = {m.name for m in target.models}
+        self.versions = {n: v for n, v in snapshot.versions.items() if n in names}
         self.recorded = as_recorded(self.versions)
-        self.aliases = registry.alias_states()
+        self.aliases = snapshot.states
         self.base_tags = _base_tags(config, target.commit, target.branch)
         self.results: dict[str, ModelResult] = {}
         self.lost: list[ServiceError] = []  # MLflow stayed unreachable: nothing more is recorded

@@ -48,7 +48,7 @@ from platform_kit.release.images import Engine
 from platform_kit.release.manifest import canonical_json, changed_models, manifest_md5
 from platform_kit.release.registry import Registry
 from platform_kit.store.base import Store
-from platform_kit.tracking.registry import ModelRegistry, VersionInfo
+from platform_kit.tracking.registry import ModelRegistry, RegistrySnapshot, VersionInfo
 from platform_kit.tracking.releases import DeployRecord, ReleaseLog, ReleaseRecord
 from platform_kit.tracking.tags import DOLT_COMMIT
 
@@ -143,6 +143,7 @@ def resolve_manifest(
     *,
     ref: str | None = None,
     require_all: bool | None = None,
+    snapshot: RegistrySnapshot | None = None,
 ) -> Resolution:
     """The configured models holding ``models.alias``, expanded at one Dolt commit.
 
@@ -153,6 +154,8 @@ def resolve_manifest(
             main branch); the pipeline passes the commit its plan trained.
         require_all: refuse when a model has no version holding the alias (default:
             ``release.require_all``); else such models are left out, with a warning.
+        snapshot: the registry's versions and aliases as the caller just read them (a run that
+            trained nothing); default: read them here.
 
     Raises:
         ReleaseError: no model is configured, none holds the alias, or (``require_all``) some
@@ -168,7 +171,7 @@ def resolve_manifest(
         raise ReleaseError(
             f"{config.path}: no models are configured, so there is nothing to release"
         )
-    holding = models.productions(names)  # two paged searches, not a call per model
+    holding = models.productions(names, snapshot)  # two searches, not a call per model
     found = [holding[name] for name in names]
     missing = [name for name, info in zip(names, found, strict=True) if info is None]
     if missing and (require_all or len(missing) == len(names)):
@@ -203,6 +206,7 @@ def build_release(
     push: bool = True,
     no_cache: bool = False,
     ref: str | None = None,
+    snapshot: RegistrySnapshot | None = None,
 ) -> ReleaseResult:
     """Build, push and record the release of the models holding ``models.alias``; idempotent.
 
@@ -217,6 +221,7 @@ def build_release(
         push: push the image and record the release; False only builds it locally.
         no_cache: build every layer again (the benchmark's cold build).
         ref: the Dolt commit (or branch, tag) the models are resolved at; default main's head.
+        snapshot: the registry as the caller just read it (see :func:`resolve_manifest`).
 
     Raises:
         ReleaseError: no model has a version with the alias (or ``release.require_all`` and one
@@ -226,7 +231,7 @@ def build_release(
     """
     release = config.require_release()
     with _timed("resolve the manifest"):
-        resolved = resolve_manifest(config, store, models, ref=ref)
+        resolved = resolve_manifest(config, store, models, ref=ref, snapshot=snapshot)
     manifest, versions = resolved.manifest, resolved.versions
     tag = manifest_md5(manifest)
     reference = f"{release.image}:{tag}"
@@ -259,7 +264,7 @@ def build_release(
         if registry.has(tag):
             _check_identity(registry, reference, tag, versions)
             # Only a build that died between its push and its record leaves no record: repair.
-            repair = push and releases.find(tag) is None
+            repair = push and not releases.recorded(tag)
             if repair:
                 record()
             return result(built=False, pushed=True, recorded=repair)

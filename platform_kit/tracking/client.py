@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from platform_kit.errors import ServiceError, TrackingError
 from platform_kit.retry import retry
@@ -50,6 +50,25 @@ def mlflow_client(uri: str) -> MlflowClient:
     from mlflow.tracking import MlflowClient
 
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+class LazyClient:
+    """An MlflowClient made on first use, so that a command whose reads all go through
+    :mod:`platform_kit.tracking.rest` never imports mlflow (a second of start-up)."""
+
+    def __init__(self, uri: str) -> None:
+        self.uri = uri
+        self._client: MlflowClient | None = None
+
+    def __getattr__(self, name: str) -> Any:
+        if self._client is None:
+            self._client = mlflow_client(self.uri)
+        return getattr(self._client, name)
+
+
+def lazy_client(uri: str) -> MlflowClient:
+    """:class:`LazyClient`, typed as the client it stands for."""
+    return cast("MlflowClient", LazyClient(uri))
 
 
 def _skip_absent_databricks_probes() -> None:

@@ -191,4 +191,12 @@ class MemoryModelRegistry(ModelRegistry):
 
 
 def _registered(name: str, model: _Model) -> RegisteredModel:
-    return RegisteredModel(name=name, tags=dict(model.tags), aliases=dict(model.aliases))
+    mine = [
+        v for v in model.versions.values() if v.tags.get(T.PROJECT) == model.tags.get(T.PROJECT)
+    ]
+    return RegisteredModel(
+        name=name,
+        tags=dict(model.tags),
+        aliases=dict(model.aliases),
+        latest=max(mine, key=lambda v: v.version) if mine else None,
+    )

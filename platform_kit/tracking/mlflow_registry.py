@@ -10,19 +10,14 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
-from typing import Any
-
-from mlflow.entities import Metric, Param, RunStatus
-from mlflow.exceptions import MlflowException
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-from mlflow.tracking import MlflowClient
+from typing import TYPE_CHECKING, Any
 
 from platform_kit.config import Config
 from platform_kit.endpoints import mlflow_uri
 from platform_kit.errors import TrackingError
 from platform_kit.sql import quote_string
 from platform_kit.tracking import tags as T
-from platform_kit.tracking.client import call, mlflow_client
+from platform_kit.tracking.client import call, lazy_client
 from platform_kit.tracking.registry import (
     LoggedRun,
     ModelRegistry,
@@ -31,6 +26,10 @@ from platform_kit.tracking.registry import (
     RunRecord,
     VersionInfo,
 )
+from platform_kit.tracking.rest import MlflowRest, rest_reader
+
+if TYPE_CHECKING:  # mlflow takes a second to import: searches through REST need none of it
+    from mlflow.tracking import MlflowClient
 
 _PARAMS_PER_BATCH = 100
 _SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
@@ -45,10 +44,17 @@ class MlflowModelRegistry(ModelRegistry):
     """
 
     def __init__(
-        self, client: MlflowClient, *, project: str, experiment: str, alias: str = "production"
+        self,
+        client: MlflowClient,
+        *,
+        project: str,
+        experiment: str,
+        alias: str = "production",
+        rest: MlflowRest | None = None,
     ) -> None:
         super().__init__(project=project, alias=alias)
         self.client = client
+        self.rest = rest  # where set, the bulk searches read plain JSON through it
         self.experiment = experiment
         self._experiment_id: str | None = None
         self._known_models: set[str] = set()
@@ -60,7 +66,8 @@ class MlflowModelRegistry(ModelRegistry):
     def for_project(cls, config: Config, tracking_uri: str) -> MlflowModelRegistry:
         """The registry of a project on the MLflow server at ``tracking_uri``."""
         return cls(
-            mlflow_client(tracking_uri),
+            lazy_client(tracking_uri),
+            rest=rest_reader(tracking_uri),
             project=config.project,
             experiment=config.mlflow.experiment,
             alias=config.release.alias if config.release else "production",
@@ -72,9 +79,19 @@ class MlflowModelRegistry(ModelRegistry):
         return f"tags.`{T.PROJECT}` = {quote_string(self.project)}"
 
     def _versions(self, names: set[str] | None) -> Iterator[VersionInfo]:
-        token: str | None = None
-        query = self._project_filter()
         seen: set[str] = set()
+        for info in self._search_versions(self._project_filter()):
+            if names is None or info.name in names:
+                seen.add(info.name)
+                yield info
+        with self._lock:
+            self._known_models.update(seen)
+
+    def _search_versions(self, query: str) -> Iterator[VersionInfo]:
+        if self.rest is not None:
+            yield from self.rest.model_versions(query)
+            return
+        token: str | None = None
         while True:
             page = call(
                 lambda t=token: self.client.search_model_versions(  # type: ignore[misc]
@@ -82,19 +99,22 @@ class MlflowModelRegistry(ModelRegistry):
                 ),
                 "search model versions",
             )
-            for mv in page:
-                if names is None or mv.name in names:
-                    seen.add(mv.name)
-                    yield _version_info(mv)
+            yield from (_version_info(mv) for mv in page)
             token = page.token
             if not token:
-                break
-        with self._lock:
-            self._known_models.update(seen)
+                return
 
     def _models(self) -> Iterator[RegisteredModel]:
+        for model in self._search_models(self._project_filter()):
+            with self._lock:
+                self._known_models.add(model.name)
+            yield model
+
+    def _search_models(self, query: str) -> Iterator[RegisteredModel]:
+        if self.rest is not None:
+            yield from self.rest.registered_models(query)
+            return
         token: str | None = None
-        query = self._project_filter()
         while True:
             page = call(
                 lambda t=token: self.client.search_registered_models(  # type: ignore[misc]
@@ -102,13 +122,10 @@ class MlflowModelRegistry(ModelRegistry):
                 ),
                 "search registered models",
             )
-            for rm in page:
-                with self._lock:
-                    self._known_models.add(rm.name)
-                yield _registered_model(rm)
+            yield from (_registered_model(rm) for rm in page)
             token = page.token
             if not token:
-                break
+                return
 
     def _model(self, name: str) -> RegisteredModel | None:
         try:
@@ -163,7 +180,7 @@ class MlflowModelRegistry(ModelRegistry):
                 yield RunInfo(
                     run_id=str(run.info.run_id),
                     name=run_tags.get(T.MODEL_NAME) or str(run.info.run_name or ""),
-                    failed=run.info.status == RunStatus.to_string(RunStatus.FAILED),
+                    failed=run.info.status == "FAILED",
                     tags=run_tags,
                     metrics={str(k): float(v) for k, v in (run.data.metrics or {}).items()},
                     start_ms=int(run.info.start_time or 0),
@@ -208,6 +225,8 @@ class MlflowModelRegistry(ModelRegistry):
             f"create a run for model {record.name!r}",
         )
         run_id = run.info.run_id
+        from mlflow.entities import Metric, Param
+
         params = [Param(k, _param_value(v)) for k, v in sorted(record.params.items())]
         now = int(datetime.now(UTC).timestamp() * 1000)
         metrics = [Metric(k, float(v), now, 0) for k, v in sorted(record.metrics.items())]
@@ -225,12 +244,16 @@ class MlflowModelRegistry(ModelRegistry):
         if record.artifacts is not None and any(record.artifacts.iterdir()):
             directory = str(record.artifacts)
             # The run's own repository: client.log_artifacts would first re-read the run.
+            from mlflow.store.artifact.artifact_repository_registry import (
+                get_artifact_repository,
+            )
+
             repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
             call(
                 lambda: repo.log_artifacts(directory),  # type: ignore[no-untyped-call]
                 f"store the artifacts of model {record.name!r}",
             )
-        status = RunStatus.to_string(RunStatus.FAILED if record.failed else RunStatus.FINISHED)
+        status = "FAILED" if record.failed else "FINISHED"  # RunStatus names
         call(
             lambda: self.client.set_terminated(run_id, status),
             f"finish the run of model {record.name!r}",
@@ -311,10 +334,12 @@ def _version_info(mv: Any) -> VersionInfo:
 
 
 def _registered_model(rm: Any) -> RegisteredModel:
+    latest = [_version_info(mv) for mv in rm.latest_versions or []]  # the newest per stage
     return RegisteredModel(
         name=str(rm.name),
         tags=dict(rm.tags or {}),
         aliases={str(k): int(v) for k, v in (rm.aliases or {}).items()},
+        latest=max(latest, key=lambda v: v.version) if latest else None,
     )
 
 
@@ -325,6 +350,8 @@ def _param_value(value: Any) -> str:
 
 def _code(exc: TrackingError) -> str:
     cause = exc.__cause__
+    from mlflow.exceptions import MlflowException
+
     return str(getattr(cause, "error_code", "")) if isinstance(cause, MlflowException) else ""
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
@@ -58,6 +59,7 @@ class RegisteredModel:
     name: str
     tags: Mapping[str, str]
     aliases: Mapping[str, int]
+    latest: VersionInfo | None = None  # the newest version, where the search shows it
 
 
 class AliasAction(StrEnum):
@@ -131,6 +133,26 @@ class AliasState:
 
 
 NO_ALIAS = AliasState([], None)
+_ASK_ONE_BY_ONE = 10  # productions(): beyond this many, one snapshot beats a call per model
+
+
+@dataclass(frozen=True)
+class RegistrySnapshot:
+    """This project's versions and alias states, read once (two searches, run side by side).
+
+    A run reads the registry in bulk to plan; when it then trains nothing, the release resolves
+    its manifest from the same reads instead of searching again (see
+    :meth:`ModelRegistry.productions`).
+    """
+
+    versions: dict[str, list[VersionInfo]]  # oldest first
+    states: dict[str, AliasState]
+
+    def holding(self, name: str) -> VersionInfo | None:
+        """The version holding the alias, when these reads show it (else None)."""
+        current = self.states.get(name, NO_ALIAS).current
+        found = [v for v in self.versions.get(name, []) if v.version == current]
+        return found[0] if found else None
 
 
 def interrupted_promotion(versions: Sequence[VersionInfo], state: AliasState) -> int | None:
@@ -249,6 +271,14 @@ class ModelRegistry(ABC):
         """Model name -> its alias state, for every registered model of this project."""
         return {m.name: self._state_of(m) for m in self._models()}
 
+    def snapshot(self, names: Collection[str] | None = None) -> RegistrySnapshot:
+        """:meth:`versions` and :meth:`alias_states` together; the two searches run side by
+        side, since each waits mostly on the server (seconds at 1,000 models)."""
+        with ThreadPoolExecutor(1) as pool:
+            states = pool.submit(self.alias_states)
+            versions = self.versions(names)
+            return RegistrySnapshot(versions, states.result())
+
     def alias_state(self, name: str, *, missing_ok: bool = False) -> AliasState:
         """The alias's durable history and the version holding it now.
 
@@ -284,28 +314,47 @@ class ModelRegistry(ABC):
         _check_name(name)
         return self._version_by_alias(name, alias or self.alias)
 
-    def productions(self, names: Collection[str]) -> dict[str, VersionInfo | None]:
-        """:meth:`production` of many models in two paged searches, not a call per model.
+    def productions(
+        self, names: Collection[str], snapshot: RegistrySnapshot | None = None
+    ) -> dict[str, VersionInfo | None]:
+        """:meth:`production` of many models, not a call per model.
 
-        A model or version the searches do not show (made outside the kit, without the
-        project tag) is asked for on its own, so the answer is the same as production()'s.
+        Without a ``snapshot``, one search of the registered models answers for every model
+        whose alias is on its newest version (the usual case: each search shows a model's newest
+        version); the others are asked for one by one, or from a :meth:`snapshot` when many.
+        A model or version the searches do not show (made outside the kit, without the project
+        tag) is asked for on its own, so the answer is the same as production()'s.
         """
-        wanted = set(names)
-        holding = {m.name: m.aliases.get(self.alias) for m in self._models() if m.name in wanted}
-        found: dict[str, VersionInfo | None] = {n: None for n in holding if holding[n] is None}
-        with_alias = [n for n, v in holding.items() if v is not None]
-        for name, infos in self.versions(with_alias).items():
-            found.update((name, i) for i in infos if i.version == holding[name])
+        if snapshot is None:
+            found: dict[str, VersionInfo | None] = {}
+            models = {m.name: m for m in self._models()}
+            for name in names:
+                model = models.get(name)
+                current = model.aliases.get(self.alias) if model else None
+                if model is not None and current is None:
+                    found[name] = None
+                elif model is not None and model.latest and model.latest.version == current:
+                    found[name] = model.latest
+            unsure = [n for n in names if n not in found]
+            if len(unsure) <= _ASK_ONE_BY_ONE:
+                found.update((n, self.production(n)) for n in unsure)
+                return {n: found[n] for n in names}
+            snapshot = self.snapshot(unsure)
+        out: dict[str, VersionInfo | None] = {}
         for name in names:
-            if name not in found:
-                found[name] = self.production(name)
-        return {name: found[name] for name in names}
+            state = snapshot.states.get(name)
+            info = snapshot.holding(name)
+            if info is None and (state is None or state.current is not None):
+                info = self.production(name)  # unseen: ask, as production() would
+            out[name] = info
+        return out
 
     def list_models(self) -> list[ModelSummary]:
         """Each of this project's models with its production and latest versions."""
-        states = self.alias_states()
+        snapshot = self.snapshot()
+        states = snapshot.states
         summaries = []
-        for name, found in sorted(self.versions().items()):
+        for name, found in sorted(snapshot.versions.items()):
             by_number = {v.version: v for v in found}
             prod = states.get(name, NO_ALIAS).current
             summaries.append(

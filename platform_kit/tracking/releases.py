@@ -37,6 +37,8 @@ from platform_kit.tracking.tags import RELEASE_ROLLBACK as ROLLBACK
 if TYPE_CHECKING:  # imported by the CLI's lineage command: mlflow loads on first use only
     from mlflow.tracking import MlflowClient
 
+    from platform_kit.tracking.rest import MlflowRest
+
 EXPERIMENT = "platform-kit-releases"
 MANIFEST_FILE = "manifest.json"
 _READ_WORKERS = 8
@@ -83,8 +85,9 @@ class DeployRecord:
 class ReleaseLog:
     """The releases of every project that shares an MLflow server, newest first."""
 
-    def __init__(self, client: MlflowClient) -> None:
+    def __init__(self, client: MlflowClient, rest: MlflowRest | None = None) -> None:
         self.client = client
+        self.rest = rest  # where set, recorded() reads through it (no mlflow import)
 
     def record(
         self,
@@ -171,6 +174,26 @@ class ReleaseLog:
                 )
             )
         return out
+
+    def recorded(self, tag: str) -> bool:
+        """Whether the release ``tag`` is recorded (two small requests; no manifest read)."""
+        if self.rest is None:
+            return self.find(tag) is not None
+        what = "search the releases"
+        found = self.rest.post(
+            "experiments/search",
+            {"filter": f"name = {quote_string(EXPERIMENT)}", "max_results": 1},
+            what,
+        )
+        experiments = found.get("experiments", [])
+        if not experiments:
+            return False
+        body = {
+            "experiment_ids": [experiments[0]["experiment_id"]],
+            "filter": f"attributes.run_name = {quote_string(tag)}",
+            "max_results": 1,
+        }
+        return bool(self.rest.post("runs/search", body, what).get("runs"))
 
     def find(self, tag: str) -> ReleaseRecord | None:
         runs = self._search(f"attributes.run_name = {quote_string(tag)}", 1)

@@ -18,10 +18,12 @@ import pytest
 
 from platform_kit.errors import UsageError
 from platform_kit.plan_inputs import recorded_versions
+from platform_kit.tracking import registry as registry_module
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.memory_registry import KNOWN_DIFFERENCES, MemoryModelRegistry
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry
 from platform_kit.tracking.registry import ModelRegistry, RunRecord
+from platform_kit.tracking.rest import rest_reader
 from tests.conftest import Services
 from training.bow import BowModel
 from training.intent import train as train_intent
@@ -29,8 +31,11 @@ from training.intent import train as train_intent
 
 def mlflow_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistry:
     services: Services = request.getfixturevalue("services")
-    return MlflowModelRegistry(
-        mlflow_client(services.mlflow_uri), project=project, experiment=project
+    return MlflowModelRegistry(  # as Project builds it: searches through REST
+        mlflow_client(services.mlflow_uri),
+        project=project,
+        experiment=project,
+        rest=rest_reader(services.mlflow_uri),
     )
 
 
@@ -113,7 +118,7 @@ def test_version_source_is_a_servable_model(registry: ModelRegistry, tmp_path: P
     assert info.tags["platform_kit.project"] == registry.project
     model = BowModel.load(local_copy(registry, info.source, tmp_path / "dl"))
     assert model.labels == ["billing", "shipping"]
-    recorded = recorded_versions(registry)[name]
+    recorded = recorded_versions(registry.snapshot())[name]
     assert [(r.version, r.fingerprint, r.trainer) for r in recorded] == [
         (version, "f1", "training.intent:train")
     ]
@@ -263,7 +268,7 @@ def test_unknown_model_or_version_is_a_usage_error(registry: ModelRegistry, tmp_
 def test_productions_reads_in_bulk_what_production_reads_one_by_one(
     registry: ModelRegistry, tmp_path: Path
 ) -> None:
-    """release's manifest (issue 17): two searches answer for every model, the same way."""
+    """release's manifest (issue 17): one search answers for every model, the same way."""
     names = [f"{registry.project}-m{i}" for i in range(3)]
     for name in names:
         new_version(registry, name, tmp_path)
@@ -280,3 +285,8 @@ def test_productions_reads_in_bulk_what_production_reads_one_by_one(
         missing: None,
     }
     assert bulk == {n: registry.production(n) for n in [*names, missing]}
+    # From a run's snapshot, and through a snapshot when many aliases are off the newest version.
+    assert registry.productions([*names, missing], registry.snapshot()) == bulk
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(registry_module, "_ASK_ONE_BY_ONE", 0)
+        assert registry.productions([*names, missing]) == bulk

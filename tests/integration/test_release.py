@@ -36,6 +36,7 @@ from platform_kit.release.manifest import manifest_md5
 from platform_kit.services import free_port
 from platform_kit.store.dolt import DoltStore
 from platform_kit.tracking.releases import ROLLBACK, ReleaseLog
+from platform_kit.tracking.rest import MlflowRest
 from tests.conftest import REGISTRY, Services, require, write_project
 from training.bow import BowModel
 
@@ -297,7 +298,10 @@ def test_build_serve_noop_races_single_model_rollback_and_release_rollback(
     assert [r.tag for r in log.all() if r.image == image] == [tag]
 
     # A build that pushed and then lost MLflow left no record: the next build only records it.
+    rest_log = ReleaseLog(client, rest=MlflowRest(services.mlflow_uri))
+    assert rest_log.recorded(tag) and log.recorded(tag)
     client.delete_run(log.find(tag).run_id)  # type: ignore[union-attr]
+    assert not rest_log.recorded(tag) and not log.recorded(tag)
     repaired = build(config)
     assert not repaired.built and repaired.recorded and repaired.tag == tag
     assert [r.tag for r in log.all() if r.image == image] == [tag]

@@ -11,6 +11,8 @@ from platform_kit import pipeline, release
 from platform_kit.config import load_config
 from platform_kit.errors import ConfigError, ReleaseError
 from platform_kit.project import Project
+from platform_kit.tracking.memory_registry import MemoryModelRegistry
+from platform_kit.tracking.registry import RegistrySnapshot
 from platform_kit.train import ModelResult, ModelStatus, TrainReport
 
 
@@ -68,9 +70,13 @@ def test_require_all_is_a_validated_boolean(tmp_path: Path) -> None:
         load_config(path)
 
 
-def test_a_run_with_failed_models_still_releases_at_the_plans_commit(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def _run_stubbed(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    to_train: tuple[str, ...],
+    report: TrainReport | None,
+) -> tuple[pipeline.RunReport, dict[str, Any], list[str]]:
+    """run_pipeline with sync, plan, train and build_release stubbed; build_release's kwargs."""
     (tmp_path / "platform.yaml").write_text("project: p\nrelease: {image: r/x}\n")
     config = load_config(tmp_path / "platform.yaml")
 
@@ -81,18 +87,9 @@ def test_a_run_with_failed_models_still_releases_at_the_plans_commit(
             return "c" * 32
 
     class Plan:
-        to_train = [type("D", (), {"name": n})() for n in ("ok", "broken")]
         decisions: list[Any] = []
 
-    report = TrainReport(
-        "c" * 32,
-        "main",
-        [
-            ModelResult("ok", ModelStatus.TRAINED, "data changed"),
-            ModelResult("broken", ModelStatus.FAILED, "diverged"),
-        ],
-        seconds=1.0,
-    )
+    Plan.to_train = [type("D", (), {"name": n})() for n in to_train]  # type: ignore[attr-defined]
     calls: dict[str, Any] = {}
 
     def fake_build(config: Any, **kwargs: Any) -> release.ReleaseResult:
@@ -106,12 +103,38 @@ def test_a_run_with_failed_models_still_releases_at_the_plans_commit(
     monkeypatch.setattr(pipeline.PlanSummary, "of", lambda plan: type("P", (), {"line": str})())
     monkeypatch.setattr(pipeline, "train", lambda *a, **k: report)
     monkeypatch.setattr(pipeline, "build_release", fake_build)
-    project = Project(config, store=Store(), models=object(), releases=object(), engine=object())  # type: ignore[arg-type]
+    models = MemoryModelRegistry(project="p")
+    project = Project(config, store=Store(), models=models, releases=object(), engine=object())  # type: ignore[arg-type]
     monkeypatch.setattr(project, "require", lambda services: None)
     project.__dict__["registry"] = object()
     project.__dict__["mlflow_uri"] = "http://mlflow"
     lines: list[str] = []
     run = pipeline.run_pipeline(project, say=lambda stage, line: lines.append(line))
+    return run, calls, lines
+
+
+def test_a_run_with_failed_models_still_releases_at_the_plans_commit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    report = TrainReport(
+        "c" * 32,
+        "main",
+        [
+            ModelResult("ok", ModelStatus.TRAINED, "data changed"),
+            ModelResult("broken", ModelStatus.FAILED, "diverged"),
+        ],
+        seconds=1.0,
+    )
+    run, calls, lines = _run_stubbed(tmp_path, monkeypatch, ("ok", "broken"), report)
     assert run.failed == ["broken"] and run.release is not None
     assert run.release_skipped is None and calls["ref"] == "c" * 32
     assert any("1 failed model(s) keep their production version" in line for line in lines)
+    assert calls["snapshot"] is None  # models trained: the release reads the registry again
+
+
+def test_a_run_that_trains_nothing_releases_from_the_plans_registry_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run, calls, _ = _run_stubbed(tmp_path, monkeypatch, (), None)
+    assert run.training is None
+    assert isinstance(calls["snapshot"], RegistrySnapshot)  # no second pair of searches

@@ -1,0 +1,66 @@
+"""The REST reader (platform_kit.tracking.rest) reads what MLflow's client reads, on real servers.
+
+The local server has no login; the production-shaped one (infra/prod-up.sh) wants basic auth.
+"""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import pytest
+
+from platform_kit.errors import ServiceError, TrackingError
+from platform_kit.tracking import tags as T
+from platform_kit.tracking.client import mlflow_client
+from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, _registered_model
+from platform_kit.tracking.registry import RunRecord
+from platform_kit.tracking.rest import MlflowRest, rest_reader
+from tests.conftest import Services
+from tests.prod import ProdDeployment
+
+
+def test_rest_searches_read_what_the_client_reads(services: Services, tmp_path: Path) -> None:
+    project = f"rest-{uuid.uuid4().hex[:8]}"
+    client = mlflow_client(services.mlflow_uri)
+    registry = MlflowModelRegistry(client, project=project, experiment=project)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "model.json").write_text("{}")
+    for i, name in enumerate([f"{project}-a", f"{project}-b"]):
+        tags = {"data.fingerprint": str(i), "model.name": name}
+        run_id, uri = registry.log_run(RunRecord(name, tags, {"i": i}, {"accuracy": 0.5}, tmp_path))
+        version = registry.register(name, run_id, f"{uri}/model", tags)
+        if i == 0:
+            registry.promote(name, version)
+    query = f"tags.`{T.PROJECT}` = '{project}'"
+    rest = rest_reader(services.mlflow_uri)
+    assert rest is not None
+    by_client = sorted(
+        (_registered_model(m) for m in client.search_registered_models(query)),
+        key=lambda m: m.name,
+    )
+    assert sorted(rest.registered_models(query), key=lambda m: m.name) == by_client
+    assert by_client[0].latest is not None and by_client[0].aliases == {"production": 1}
+    versions = sorted(rest.model_versions(query), key=lambda v: v.name)
+    assert versions == sorted(
+        (v for vs in registry.versions().values() for v in vs), key=lambda v: v.name
+    )
+
+
+def test_rest_refusals_and_unreachable_servers_are_one_line(services: Services) -> None:
+    rest = MlflowRest(services.mlflow_uri)
+    with pytest.raises(TrackingError, match="MLflow refused to search registered models: "):
+        list(rest.registered_models("no such = 'filter'"))
+    with pytest.raises(ServiceError, match="MLflow is unreachable while trying to search"):
+        list(MlflowRest("http://127.0.0.1:9").model_versions(""))
+
+
+def test_rest_reads_with_the_runners_credentials(
+    prod_deployment: ProdDeployment, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
+        monkeypatch.setenv(key, prod_deployment.env[key])
+    assert list(MlflowRest(prod_deployment.mlflow_uri).registered_models("name = 'none'")) == []
+    monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    with pytest.raises(TrackingError, match="MLflow refused to search registered models"):
+        list(MlflowRest(prod_deployment.mlflow_uri).registered_models("name = 'none'"))
