@@ -195,9 +195,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             one_by_one = list(pool.map(registry.production, names))
         manifest_each = time.perf_counter() - started
         assert [bulk[n] for n in names] == one_by_one and all(one_by_one)
-        print(
-            f"\nmodels={len(models)} plan names exactly the 3 touched: {'OK' if ok else 'FAIL'}"
-        )
+        print(f"\nmodels={len(models)} plan names exactly the 3 touched: {'OK' if ok else 'FAIL'}")
         print(
             f"plan at {len(models)} models with versions and aliases: {seconds:.2f} s (goal <= 1.5 s)"
         )

@@ -11,22 +11,35 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import gc
 import hashlib
 import json
 import logging
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cached_property
-from typing import Any
+from functools import cached_property, partial, wraps
+from operator import methodcaller
+from typing import Any, ParamSpec, TypeVar
 
 from platform_kit.config import Config, FileSource, SheetConfig
 from platform_kit.errors import StoreError, ValidationError
 from platform_kit.sheets import RawSheet, SheetReader, reader_for
 from platform_kit.sheets.validate import TypedSheet, validate
-from platform_kit.store.base import ChangeSet, Key, Row, Store, TableSchema, check_identifier
+from platform_kit.store.base import (
+    SYNC_TAGS,
+    ChangeSet,
+    Key,
+    Row,
+    Store,
+    TableSchema,
+    check_identifier,
+)
 
 log = logging.getLogger(__name__)
+P = ParamSpec("P")
+R = TypeVar("R")
 SAMPLE = 20  # changed rows kept per kind for --dry-run and review output
 
 
@@ -81,6 +94,28 @@ def commit_message(
     return f"sync {sheet}: +{added} ~{changed} -{deleted} rows (source {source}@{revision})"
 
 
+def _few_gc_passes(fn: Callable[P, R]) -> Callable[P, R]:
+    """Run ``fn`` with the cyclic garbage collector paused.
+
+    A sync holds hundreds of thousands of long-lived rows: the collector's full passes over
+    them free nothing and cost about a third of validating 100k rows. It resumes (as it was)
+    when ``fn`` returns; whatever cycles came meanwhile are collected then.
+    """
+
+    @wraps(fn)
+    def run(*args: P.args, **kwargs: P.kwargs) -> R:
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            return fn(*args, **kwargs)
+        finally:
+            if enabled:
+                gc.enable()
+
+    return run
+
+
+@_few_gc_passes
 def sync(
     config: Config,
     store: Store,
@@ -108,44 +143,61 @@ def sync(
         target = branch or f"sheets/{sheet.name}"
         sheet_reader = make_reader(sheet)
         key = source_key(sheet, sheet_reader)
-        head = branches.get(target)
-        tag = store.tag(sync_tag(target, sheet.name)) if head else None
-        record = _Record.parse(tag[1]) if tag and tag[0] == head else None
-        if key and record and record.key == key:
-            # Dolt itself records that this very head holds this source under this config.
+        # What the sheet is compared with: its branch, or main, where a new branch starts (a
+        # fresh clone of a remote has no data branches; the tags come with main's history).
+        base = branches.get(target) or branches.get(main)
+        name = sync_tag(target, sheet.name)
+        told = store.tag(name, first_line=True) if base else None  # the key: the note's line 1
+        holds = told is not None and base is not None and _same_table(store, told[0], base, sheet)
+        if key and told and holds and told[1] == key:
+            # Dolt itself records that this source, under this config, gave the table as it is.
             results.append(SheetSync(sheet.name, sheet.table, target, sheet.source.id, "unchanged"))
             progress(f"{sheet.name}: unchanged since the last sync")
             continue
+        tag = store.tag(name) if told and holds else None  # the row digests too
+        record = _Record.parse(tag[1]) if tag and told and tag[0] == told[0] else None
         progress(f"reading {sheet.name}")
         raw = sheet_reader.read(sheet)
-        seed = _row_seed(sheet, raw)
-        digests = _row_digests(seed, raw.rows)
-        known = record.rows if record and record.seed == seed else None
-        typed = validate(sheet, raw, _known(digests, known) if known else None)
-        prepared.append(_Prepared(sheet, raw, typed, key, seed, digests, known, head, tag))
+        item = _Prepared(sheet, raw, TypedSheet({}, {}, []), key, None, None, None, base, tag)
+        if record is not None:  # digests to compare with: only the rows not known are parsed
+            style, item.digests = _row_digests(raw)
+            item.seed = _row_seed(sheet, raw, style)
+            item.known = record.rows if record.seed == item.seed else None
+        unchanged = item.unchanged()
+        item.typed = validate(sheet, raw, unchanged)
+        prepared.append(item)
 
-    for item in prepared:
-        sheet, raw, typed = item.sheet, item.raw, item.typed
-        target = branch or f"sheets/{sheet.name}"
-        head_ref = target if target in branches else main
-        head = store.resolve(head_ref)
-        if typed.kept and head != item.based_on:  # the branch moved meanwhile: compare it all
-            typed = validate(sheet, raw)
-        change, result = plan_sheet(
-            sheet, raw, typed, store, head, target, vanished=item.vanished()
-        )
-        if result.has_changes and not dry_run:
-            if target not in branches:
-                store.create_branch(target, head)
-                branches[target] = head
-            result.commit = store.commit_changes(
-                target, [change], result.message, expected_head=head
+    # Digests taken only for the tag are taken while Dolt writes (the write waits on it).
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        for item in prepared:
+            sheet, raw, typed = item.sheet, item.raw, item.typed
+            target = branch or f"sheets/{sheet.name}"
+            head_ref = target if target in branches else main
+            head = store.resolve(head_ref)
+            if typed.kept and head != item.based_on:  # the branch moved meanwhile: compare all
+                typed = validate(sheet, raw)
+            later = None
+            if item.digests is None and not dry_run:
+                later = pool.submit(_row_digests, raw)
+            change, result = plan_sheet(
+                sheet, raw, typed, store, head, target, vanished=item.vanished()
             )
-            progress(f"committed {sheet.name} to {target}")
-        if not dry_run and target in branches:
-            note = _Record.of(item.key or "", item.seed, item.digests).note()
-            _remember(store, sync_tag(target, sheet.name), result.commit or head, note, item.tag)
-        results.append(result)
+            if result.has_changes and not dry_run:
+                if target not in branches:
+                    store.create_branch(target, head)
+                    branches[target] = head
+                result.commit = store.commit_changes(
+                    target, [change], result.message, expected_head=head
+                )
+                progress(f"committed {sheet.name} to {target}")
+            if later is not None:
+                style, item.digests = later.result()
+                item.seed = _row_seed(sheet, raw, style)
+            if not dry_run and target in branches and item.digests is not None:
+                note = _Record.of(item.key or "", item.seed or "", item.digests).note()
+                name = sync_tag(target, sheet.name)
+                _remember(store, name, result.commit or head, note, item.tag)
+            results.append(result)
     return SyncReport(results, dry_run=dry_run)
 
 
@@ -163,8 +215,8 @@ class _Record:
         self.key, self.seed, self._packed = key, seed, packed
 
     @classmethod
-    def of(cls, key: str, seed: str, digests: Sequence[bytes]) -> _Record:
-        return cls(key, seed, base64.b64encode(b"".join(digests)).decode())
+    def of(cls, key: str, seed: str, digests: bytes) -> _Record:
+        return cls(key, seed, base64.b64encode(digests).decode())
 
     def note(self) -> str:
         return f"{self.key}\n{self.seed}\n{self._packed}"
@@ -175,14 +227,15 @@ class _Record:
         return cls(*parts) if len(parts) == 3 else None
 
     @cached_property
-    def rows(self) -> frozenset[bytes] | None:
-        """The row digests; None when the note is damaged."""
+    def rows(self) -> frozenset[int] | None:
+        """The row digests (as numbers, see :func:`_numbers`); None when the note is damaged."""
         try:
             packed = base64.b64decode(self._packed, validate=True)
         except ValueError:
             return None
-        size = ROW_DIGEST_BYTES
-        return frozenset(packed[i : i + size] for i in range(0, len(packed), size))
+        if len(packed) % ROW_DIGEST_BYTES:
+            return None
+        return frozenset(_numbers(packed))
 
 
 @dataclass
@@ -191,26 +244,35 @@ class _Prepared:
     raw: RawSheet
     typed: TypedSheet
     key: str | None
-    seed: str
-    digests: list[bytes]
-    known: frozenset[bytes] | None
+    seed: str | None  # with the digests
+    digests: bytes | None  # ROW_DIGEST_BYTES per row, in sheet order; None: not taken yet
+    known: frozenset[int] | None
     based_on: str | None  # the head the known digests describe
     tag: tuple[str, str] | None  # the sync tag as read
+
+    @cached_property
+    def numbers(self) -> list[int]:
+        return _numbers(self.digests or b"")
+
+    def unchanged(self) -> list[bool] | None:
+        """Whether each row is byte for byte a known one; None: no known rows."""
+        return list(map(self.known.__contains__, self.numbers)) if self.known else None
 
     def vanished(self) -> int | None:
         """How many of the known rows no longer appear byte for byte (updated or deleted)."""
         if not self.known:
             return None
-        return len(self.known) - len(self.known.intersection(self.digests))
+        return len(self.known) - len(self.known.intersection(self.numbers))
 
 
-def _known(digests: list[bytes], known: frozenset[bytes]) -> Callable[[int], bool]:
-    return lambda offset: digests[offset] in known
+def _numbers(digests: bytes) -> list[int]:
+    """Row digests as numbers: sets of them are built and searched faster than of bytes."""
+    return memoryview(digests).cast("Q").tolist()
 
 
-def _row_seed(sheet: SheetConfig, raw: RawSheet) -> str:
-    """Row digests hold only under the header and config they were taken with."""
-    settings = (*_rules(sheet), raw.header)
+def _row_seed(sheet: SheetConfig, raw: RawSheet, style: str) -> str:
+    """Row digests hold only under the header, config and digest style they were taken with."""
+    settings = (*_rules(sheet), raw.header, style)
     return hashlib.sha256(repr(settings).encode()).hexdigest()[:32]
 
 
@@ -226,29 +288,53 @@ def _rules(sheet: SheetConfig) -> tuple[object, ...]:
     )
 
 
-def _row_digests(seed: str, rows: list[list[Any]]) -> list[bytes]:
-    """One short digest per row (a change detector, not a seal: MD5 is the fastest here)."""
-    prefix = seed.encode() + b"\0"
-    out = []
-    for cells in rows:
-        try:
-            # NUL never occurs in a row that passed validation, so two rows cannot join the same.
-            text = f"{len(cells)}\0" + "\0".join(cells)
-        except TypeError:  # typed cells (XLSX)
-            text = "repr\0" + repr(cells)
-        out.append(
-            hashlib.md5(prefix + text.encode(), usedforsecurity=False).digest()[:ROW_DIGEST_BYTES]
-        )
-    return out
+_DIGEST = partial(hashlib.blake2b, digest_size=ROW_DIGEST_BYTES)
+
+
+def _row_digests(raw: RawSheet) -> tuple[str, bytes]:
+    """(style, one short digest per row): a change detector, not a seal.
+
+    Rows read as whole lines (a CSV without quotes) are hashed as those lines. Other text rows
+    (quoted CSV, gspread) are hashed as their cells joined by NUL: unambiguous while no cell
+    holds a NUL, which the count checks. The rest (typed XLSX cells, a NUL) are hashed one by
+    one from their cell count and repr. Each is a C loop over the rows but the last.
+    """
+    rows = raw.rows
+    if raw.lines is not None and len(raw.lines) == len(rows):
+        return "line", _digests(raw.lines)
+    try:
+        texts = list(map("\0".join, rows))
+    except TypeError:  # typed cells (XLSX)
+        texts = None
+    if texts is not None:
+        separators = sum(map(len, rows)) - len(rows) + rows.count([])
+        if "".join(texts).count("\0") == separators:
+            return "text", _digests(texts)
+    return "repr", b"".join(_DIGEST(f"{len(cells)}\0{cells!r}".encode()).digest() for cells in rows)
+
+
+def _digests(texts: list[str]) -> bytes:
+    return b"".join(map(methodcaller("digest"), map(_DIGEST, map(str.encode, texts))))
+
+
+def _same_table(store: Store, commit: str, head: str, sheet: SheetConfig) -> bool:
+    """Whether the sheet's table is the same at ``head`` as at ``commit`` (what a tag names)."""
+    if commit == head:
+        return True
+    try:
+        return sheet.table not in store.changed_tables(commit, head)
+    except StoreError:
+        return False
 
 
 def sync_tag(branch: str, sheet: str) -> str:
     """The Dolt tag that records which source content ``branch``'s head holds for ``sheet``.
 
     It points at the head the last sync of the sheet left, with the source key as its message:
-    a resync on any machine (no local state needed) sees the same head and key, and skips.
+    a resync on any machine (no local state needed) that finds the sheet's table as it was
+    there, and the same key, skips. Pushes carry these tags, clones and fetches bring them.
     """
-    return f"sync/{branch}/{sheet}"
+    return f"{SYNC_TAGS}{branch}/{sheet}"
 
 
 def _remember(store: Store, tag: str, head: str, note: str, before: tuple[str, str] | None) -> None:
@@ -345,22 +431,26 @@ def plan_sheet(
         for row in rows:
             old_rows[tuple(_norm(existing.columns[k], row[k]) for k in sheet.primary_key)] = row
 
-    inserts, updates = [], []
+    inserts: list[Row] = []
+    updates: list[Row] = []
     found = 0
     same_shape = list(columns) == list(typed.columns)  # no emptied (dropped) columns to add
-    for key, row in typed.rows.items():
-        full = row if same_shape else {c: row.get(c) for c in columns}
-        if not old_rows:
-            inserts.append(full)
-            continue
-        nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
-        before = old_rows.pop(nkey, None)
-        if before is None:
-            inserts.append(full)
-            continue
-        found += 1
-        if any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
-            updates.append(full)
+    if not old_rows and same_shape:
+        inserts = list(typed.rows.values())  # a new table, or no row found: every row is new
+    else:
+        for key, row in typed.rows.items():
+            full = row if same_shape else {c: row.get(c) for c in columns}
+            if not old_rows:
+                inserts.append(full)
+                continue
+            nkey = tuple(_norm(columns[k], v) for k, v in zip(sheet.primary_key, key, strict=True))
+            before = old_rows.pop(nkey, None)
+            if before is None:
+                inserts.append(full)
+                continue
+            found += 1
+            if any(_norm(columns[c], full[c]) != _norm(columns[c], before.get(c)) for c in columns):
+                updates.append(full)
     gone: list[Row] = list(old_rows.values())
     if incremental and (vanished is None or vanished > found):
         # Some known row is neither kept nor updated: deleted. Only keys are read to find it.

@@ -8,6 +8,7 @@ that into typed rows. Sources only read: they never decide what a value means.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,9 +21,12 @@ class RawSheet:
     """A sheet as read: row 1 is ``header``; ``rows[i]`` is sheet row ``i + 2``."""
 
     header: list[Any]
-    rows: list[list[Any]]
+    rows: Sequence[list[Any]]
     source: str  # e.g. "sheets/customers.csv" or "<spreadsheet key>/Sheet1"
     revision: str  # the file's mtime, or the spreadsheet's modifiedTime
+    # Each row's text as the source holds it, where that is one line per row (a CSV without
+    # quotes): ``rows[i]`` is ``lines[i]`` split at commas. Sync hashes these, not the cells.
+    lines: list[str] | None = None
 
 
 class SheetReader(ABC):

@@ -10,8 +10,10 @@ import datetime as dt
 import json
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress, repeat
+from operator import itemgetter, methodcaller, not_
 from typing import Any
 
 from platform_kit.config import SheetConfig
@@ -36,6 +38,7 @@ FORMULA_ERRORS = (
     "#GETTING_DATA",
 )
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+_CONTROL_BYTES = bytes([*range(0x00, 0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _TRUE = {"true", "yes", "y", "1", "t"}
 _FALSE = {"false", "no", "n", "0", "f"}
 
@@ -55,11 +58,11 @@ def column_of(sheet: SheetConfig, header: str) -> str:
 
 
 def validate(
-    sheet: SheetConfig, raw: RawSheet, unchanged: Callable[[int], bool] | None = None
+    sheet: SheetConfig, raw: RawSheet, unchanged: Sequence[bool] | None = None
 ) -> TypedSheet:
     """Parse every row of ``raw`` by the sheet's config.
 
-    ``unchanged(i)`` true: ``raw.rows[i]`` is byte for byte a row that passed the last sync
+    ``unchanged[i]`` true: ``raw.rows[i]`` is byte for byte a row that passed the last sync
     under the same header and config; only its key is parsed (for the duplicate check and the
     deletes), and it goes to ``kept``.
 
@@ -98,6 +101,9 @@ def validate(
         raise _error(where, problems)
 
     types = {c: sheet.columns.get(c, "string") for c in columns}
+    fast = _by_column(sheet, raw, columns, types, unchanged)
+    if fast is not None:
+        return fast
     parsers = {c: PARSERS[t] for c, t in types.items()}
     typed_columns = [c for c, t in types.items() if t != "string"]
     required = [(c, columns.index(c)) for c in sheet.required if c in types]
@@ -115,7 +121,7 @@ def validate(
         number = offset + 2
         if not any(cells) and all(_blank(cells, i) for i in range(len(cells))):
             continue  # blank rows (trailing or not) carry no data
-        if unchanged is not None and unchanged(offset):
+        if unchanged is not None and unchanged[offset]:
             cell = cells[text_key] if text_key is not None and text_key < len(cells) else None
             if isinstance(cell, str) and cell:
                 key: Key = (cell,)
@@ -177,6 +183,130 @@ def validate(
         raise _error(where, problems)
     undeclared = [c for c in columns if c not in sheet.columns]
     return TypedSheet(columns=types, rows=rows, undeclared=undeclared, kept=kept)
+
+
+def _by_column(
+    sheet: SheetConfig,
+    raw: RawSheet,
+    columns: list[str],
+    types: dict[str, str],
+    unchanged: Sequence[bool] | None,
+) -> TypedSheet | None:
+    """The common case, a column at a time: every row plain text, every value good.
+
+    It gives exactly what the row-by-row loop gives, or None whenever that loop may say more
+    (a problem, a duplicate key, a cell that needs the careful checks): then the loop runs and
+    words every problem in sheet order.
+    """
+    width = len(columns)
+    given = raw.rows
+    # Rows read as lines (raw.lines): the kept ones are not split, only their key is taken.
+    lines = raw.lines if raw.lines is not None and len(raw.lines) == len(given) else None
+    old: list[Any] = []
+    if unchanged is not None:
+        fresh = [given[i] for i in compress(range(len(given)), map(not_, unchanged))]
+        old = list(compress(given if lines is None else lines, unchanged))
+    else:
+        fresh = list(given)
+    try:
+        texts = list(map("\n".join, fresh))  # TypeError: typed cells (XLSX), checked one by one
+    except TypeError:
+        return None
+    blob = "\n".join(texts).encode()
+    if len(blob.translate(None, _CONTROL_BYTES)) != len(blob):
+        return None  # a control character (UTF-8 holds them as these bytes only)
+    formulas = b"#" in blob  # every formula error starts with "#"
+    long = bool(texts) and max(map(len, texts)) > MAX_CELL  # no cell longer than its row
+    fresh = list(filter(any, fresh))  # blank rows carry no data
+    if set(map(len, fresh)) - {width}:
+        if any(any(cells[width:]) for cells in fresh):
+            return None  # a value under no header
+        fresh = [[*cells[:width], *[""] * (width - len(cells))] for cells in fresh]
+    values: list[list[Any]] = []
+    for index, column in enumerate(columns):
+        cells = list(map(itemgetter(index), fresh))
+        if column in sheet.required and "" in cells:
+            return None
+        if long and max(map(len, cells), default=0) > MAX_CELL:
+            return None
+        if formulas and any(c.strip() in FORMULA_ERRORS for c in cells if "#" in c):
+            return None
+        parsed = _column(types[column], cells)
+        if parsed is None:
+            return None
+        values.append(parsed)
+    at = [columns.index(k) for k in sheet.primary_key]
+    keys: list[Key] = list(zip(*(values[i] for i in at), strict=True))
+    if not at or any(None in values[i] for i in at):
+        return None  # a row without its key (skipped, or reported, by the loop)
+    rows = dict(
+        zip(
+            keys,
+            map(dict, map(zip, repeat(columns), zip(*values, strict=True))),
+            strict=True,
+        )
+    )
+    if len(rows) != len(keys):
+        return None  # a duplicate key
+    kept: set[Key] = set()
+    if old:
+        if len(at) != 1 or types[sheet.primary_key[0]] != "string":
+            return None  # keys of other types: parsed row by row
+        split = methodcaller("split", ",", at[0] + 1)  # the cells up to the key's
+        records = filter(None, old) if lines is None else map(split, filter(None, old))
+        try:
+            olds = list(zip(filter(None, map(itemgetter(at[0]), records)), strict=False))
+        except IndexError:
+            return None  # a short row
+        kept = set(olds)
+        if len(kept) != len(olds) or not kept.isdisjoint(rows):
+            return None
+    undeclared = [c for c in columns if c not in sheet.columns]
+    return TypedSheet(columns=types, rows=rows, undeclared=undeclared, kept=kept)
+
+
+_BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
+_BOOL_CELLS = {
+    "": None,
+    **{spelling: value for word, value in _BOOLS.items() for spelling in (word, word.upper())},
+    **{word.title(): value for word, value in _BOOLS.items()},
+}
+
+
+def _column(kind: str, cells: Sequence[str]) -> list[Any] | None:
+    """One column's text cells parsed as their parser would ('' is NULL); None: some cell fails.
+
+    Where a plain conversion accepts the text, the parser gives the same value (it only adds
+    ways to accept more: commas, spaces, other spellings), so the rest go to the parser.
+    """
+    if kind == "bool":  # the common spellings by lookup, the others as the parser reads them
+        try:
+            return list(map(_BOOL_CELLS.__getitem__, cells))
+        except KeyError:
+            pass
+    full = "" not in cells  # no NULL: the conversion maps straight over the column
+    try:
+        if kind == "string":
+            return list(cells) if full else [c or None for c in cells]
+        if kind == "int":
+            return list(map(int, cells)) if full else [int(c) if c else None for c in cells]
+        if kind == "float":
+            numbers = list(map(float, cells)) if full else [float(c) if c else None for c in cells]
+            finite = all(math.isfinite(n) for n in numbers if n is not None)
+            return numbers if finite else None
+        if kind == "bool":
+            return [_BOOLS[c.strip().lower()] if c else None for c in cells]
+        if kind == "date":
+            day = dt.date.fromisoformat
+            return list(map(day, cells)) if full else [day(c) if c else None for c in cells]
+        if kind == "datetime":
+            stamps = [dt.datetime.fromisoformat(c) if c else None for c in cells]
+            naive = all(s.tzinfo is None for s in stamps if s is not None)
+            return stamps if naive else None
+        parser = PARSERS[kind]
+        return [parser(c) if c else None for c in cells]
+    except (ValueError, KeyError):
+        return None
 
 
 def _key_of(

@@ -8,6 +8,7 @@ resolves its ref to a full commit hash first so callers can record exactly what 
 
 from __future__ import annotations
 
+import logging
 import math
 import re
 from abc import ABC, abstractmethod
@@ -18,7 +19,7 @@ from datetime import datetime
 from typing import Any
 
 from platform_kit.config import DoltRemote
-from platform_kit.errors import RemoteError, StoreError
+from platform_kit.errors import RemoteError, ServiceError, StoreError
 from platform_kit.sql import is_identifier
 
 Row = dict[str, Any]
@@ -30,6 +31,9 @@ _BRANCH = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_./-]*$")
 _TOKEN = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.:/@+=-]*$")
 MAX_LOCK_NAME = 200
 MAX_CLAIM_KEY = 255  # the VARCHAR width of platform_kit.claims.key
+# Tags named so record what a sync read (platform_kit.sync.sync_tag); pushes carry them.
+SYNC_TAGS = "sync/"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -239,10 +243,13 @@ class Store(ABC):
         check_branch(name)
         self._set_tag(name, self.resolve(commit), note)
 
-    def tag(self, name: str) -> tuple[str, str] | None:
-        """(commit, note) of tag ``name``; None when there is no such tag."""
+    def tag(self, name: str, *, first_line: bool = False) -> tuple[str, str] | None:
+        """(commit, note) of tag ``name``; None when there is no such tag.
+
+        ``first_line``: the note's first line only (a long note need not travel to be told).
+        """
         check_branch(name)
-        return self._tag(name)
+        return self._tag(name, first_line)
 
     # -- the remote (DoltHub, DoltLab, a sql-server's remotesapi): a clone kept in step
 
@@ -262,13 +269,27 @@ class Store(ABC):
     def push(self, branch: str) -> str:
         """Push ``branch`` to the remote's branch of the same name; returns the head pushed.
 
+        The sync tags (:data:`SYNC_TAGS`) that point into the pushed history go with it, so a
+        fresh clone (clone, fetch and pull bring tags) skips a sheet that did not change. A
+        tag that does not get there is only a warning: it is a shortcut, the branch is pushed.
+
         Raises:
             PushRejectedError: the remote's branch has commits this one lacks (not a
                 fast-forward); neither side changed.
             RemoteError, ServiceError: as :meth:`fetch`.
         """
         check_branch(branch)
-        return self._push(self._require_remote(), branch)
+        remote = self._require_remote()
+        head = self._push(remote, branch)
+        try:
+            tags = self._tags_within(SYNC_TAGS, head)
+            if tags:
+                self._push_tags(remote, tags)
+        except (StoreError, ServiceError) as exc:
+            log.warning(
+                "could not push the sync tags of %s (a fresh clone reads it all): %s", branch, exc
+            )
+        return head
 
     def pull(self, branch: str) -> str:
         """Fetch, then fast-forward ``branch`` to the remote's head of it (creating it when it is
@@ -328,7 +349,13 @@ class Store(ABC):
     @abstractmethod
     def _set_tag(self, name: str, commit: str, note: str) -> None: ...
     @abstractmethod
-    def _tag(self, name: str) -> tuple[str, str] | None: ...
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None: ...
+    @abstractmethod
+    def _tags_within(self, prefix: str, head: str) -> list[str]:
+        """Names of the tags starting with ``prefix`` that point at ``head`` or an ancestor."""
+
+    @abstractmethod
+    def _push_tags(self, remote: DoltRemote, names: Sequence[str]) -> None: ...
     @abstractmethod
     def _fetch(self, remote: DoltRemote) -> dict[str, str]: ...
     @abstractmethod

@@ -15,10 +15,13 @@ import logging
 import math
 import os
 import re
+import shutil
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
+from operator import itemgetter
 from typing import Any
 
 import mysql.connector
@@ -149,6 +152,7 @@ class DoltStore(Store):
         self.connect_timeout = connect_timeout
         self.remote = remote
         self.remote_attempts = remote_attempts  # each unreachable try takes Dolt ~6 s itself
+        self._commits: set[str] = set()  # full hashes seen to exist
 
     def __repr__(self) -> str:  # never shows the password
         return f"DoltStore({self.user}@{self.host}:{self.port}/{self.database})"
@@ -254,8 +258,12 @@ class DoltStore(Store):
         return commit
 
     def _resolve(self, ref: str) -> str:
-        # dolt_hashof() accepts a full hash, but checking it exists needs a read.
+        # dolt_hashof() accepts a full hash, but checking it exists needs a read (once: a
+        # commit, once there, stays).
+        if ref in self._commits:
+            return ref
         if _COMMIT_HASH.match(ref) and self._rows("SELECT 1 FROM dolt_log(%s) LIMIT 1", (ref,)):
+            self._commits.add(ref)
             return ref
         try:
             rows = self._rows("SELECT dolt_hashof(%s) AS h", (ref,))
@@ -446,8 +454,11 @@ class DoltStore(Store):
             cur.execute("CALL DOLT_TAG(%s, %s, '-m', %s)", (name, commit, note))
             cur.fetchall()
 
-    def _tag(self, name: str) -> tuple[str, str] | None:
-        rows = self._rows("SELECT tag_hash, message FROM dolt_tags WHERE tag_name = %s", (name,))
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None:
+        note = "SUBSTRING_INDEX(message, '\\n', 1)" if first_line else "message"
+        rows = self._rows(
+            f"SELECT tag_hash, {note} AS message FROM dolt_tags WHERE tag_name = %s", (name,)
+        )
         return (str(rows[0]["tag_hash"]), str(rows[0]["message"])) if rows else None
 
     # -- coordination
@@ -676,6 +687,19 @@ class DoltStore(Store):
         )
         return head
 
+    def _tags_within(self, prefix: str, head: str) -> list[str]:
+        rows = self._rows(
+            "SELECT tag_name FROM dolt_tags WHERE tag_name LIKE %s "
+            "AND DOLT_MERGE_BASE(tag_hash, %s) = tag_hash ORDER BY tag_name",
+            (prefix.replace("%", "\\%").replace("_", "\\_") + "%", head),
+        )
+        return [str(r["tag_name"]) for r in rows]
+
+    def _push_tags(self, remote: DoltRemote, names: Sequence[str]) -> None:
+        # A tag that moved on this side moves on the remote too (Dolt asks no --force for it).
+        specs = [f"refs/tags/{name}:refs/tags/{name}" for name in names]
+        self._remote_call(remote, "DOLT_PUSH", [remote.name, *specs], "pushing the sync tags")
+
     def _pull(self, remote: DoltRemote, branch: str) -> str:
         theirs = self._fetch(remote).get(branch)
         if theirs is None:
@@ -767,7 +791,11 @@ def _widen(cur: Any, change: ChangeSet, texts: list[str]) -> None:
         width = re.fullmatch(r"varchar\((\d+)\)", declared.get(column, ""))
         if width is None:
             continue
-        longest = max((len(v) for r in rows if isinstance(v := r.get(column), str)), default=0)
+        values = _column_values(rows, column)
+        try:
+            longest = max(map(len, filter(None, values)), default=0)
+        except TypeError:  # other values than text (a caller's ints): text only
+            longest = max((len(v) for v in values if isinstance(v, str)), default=0)
         if longest > int(width[1]):
             cur.execute(
                 f"ALTER TABLE {_q(change.table)} MODIFY COLUMN {_q(column)} {SQL_TYPES['string']}"
@@ -782,23 +810,17 @@ def _load_data(
     Dolt wants ``local_infile`` on and the FILE privilege, which per-role users should not hold
     (it reads any file the server can); both refusals come before any row is read, and the
     transaction goes on with batched INSERTs.
+
+    The rows go through a named pipe, written by a thread while Dolt reads: Dolt takes rows in
+    as they come, so writing them costs little more than Dolt's own work.
     """
-    formats = [_TSV.get(schema.columns[c], _tsv_text) for c in columns]
-    with tempfile.NamedTemporaryFile("w", suffix=".tsv", encoding="utf-8", delete=False) as handle:
-        for start in range(0, len(rows), _BATCH):
-            handle.write(
-                "".join(
-                    "\t".join(
-                        "\\N" if v is None else f(v)
-                        for f, v in zip(formats, map(row.get, columns), strict=True)
-                    )
-                    + "\n"
-                    for row in rows[start : start + _BATCH]
-                )
-            )
+    kinds = [schema.columns[c] for c in columns]
+    folder = tempfile.mkdtemp(prefix="platform-kit-load-")
+    path = os.path.join(folder, "rows.tsv")
+    feeder = _Feeder(path, rows, columns, kinds)
     try:
         cur.execute(
-            f"LOAD DATA LOCAL INFILE {quote_string(handle.name)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
+            f"LOAD DATA LOCAL INFILE {quote_string(path)} INTO TABLE {_q(table)} CHARACTER SET utf8mb4 "
             "FIELDS TERMINATED BY '\\t' ESCAPED BY '\\\\' LINES TERMINATED BY '\\n' "
             f"({', '.join(_q(c) for c in columns)})"
         )
@@ -815,8 +837,83 @@ def _load_data(
         )
         return False
     finally:
-        os.unlink(handle.name)
+        try:
+            feeder.finish()
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
     return True
+
+
+class _Feeder:
+    """Writes rows as LOAD DATA text to ``path``: a named pipe fed by a thread, or (without
+    named pipes) a file written first."""
+
+    def __init__(self, path: str, rows: list[Row], columns: list[str], kinds: list[str]) -> None:
+        self.path, self.rows, self.columns, self.kinds = path, rows, columns, kinds
+        self.error: BaseException | None = None
+        self.thread: threading.Thread | None = None
+        if hasattr(os, "mkfifo"):
+            os.mkfifo(path, 0o600)
+            self.thread = threading.Thread(target=self._run, name="load-data", daemon=True)
+            self.thread.start()
+        else:
+            self._write()
+
+    def _run(self) -> None:
+        try:
+            self._write()  # opening waits for the reader: Dolt asks for the file
+        except BrokenPipeError:
+            pass  # the reader is gone: the statement failed, and says why
+        except BaseException as exc:  # re-raised by finish(): a short file must not load
+            self.error = exc
+
+    def _write(self) -> None:
+        with open(self.path, "w", encoding="utf-8") as handle:
+            for start in range(0, len(self.rows), _BATCH):
+                batch = self.rows[start : start + _BATCH]
+                fields = [
+                    _tsv_column(kind, _column_values(batch, column))
+                    for column, kind in zip(self.columns, self.kinds, strict=True)
+                ]
+                handle.write("\n".join(map("\t".join, zip(*fields, strict=True))) + "\n")
+
+    def finish(self) -> None:
+        """Wait for the writer; one still waiting for a reader (the statement failed before
+        reading) is let through. Raises what the writer raised."""
+        if self.thread is not None:
+            while self.thread.is_alive():
+                # A reader of our own lets a waiting open() through; closing it ends the writes.
+                with contextlib.suppress(OSError):
+                    os.close(os.open(self.path, os.O_RDONLY | os.O_NONBLOCK))
+                self.thread.join(0.05)
+        if self.error is not None:
+            raise StoreError(f"could not write the rows to load: {self.error}") from self.error
+
+
+def _column_values(rows: list[Row], column: str) -> list[Any]:
+    """One column of ``rows`` (a C loop where every row has it, as validated rows do)."""
+    try:
+        return list(map(itemgetter(column), rows))
+    except KeyError:
+        return [row.get(column) for row in rows]
+
+
+def _tsv_column(kind: str, values: list[Any]) -> list[str]:
+    """A column's LOAD DATA fields: what :func:`_tsv_text` or ``_TSV`` gives each value, in C
+    loops where they give the same (text with nothing to escape, nearly all of it)."""
+    nulls = None in values
+    if kind == "string":
+        try:
+            text = "".join(filter(None, values))
+            plain = not any(c in text for c in "\\\t\n\r")
+        except TypeError:  # other values than text
+            plain = False
+        if plain:
+            return ["\\N" if v is None else v for v in values] if nulls else values
+    if not nulls and (kind in ("int", "float") or set(map(type, values)) == {dt.date}):
+        return list(map(str, values))  # what _TSV and _tsv_text write for these
+    write = _TSV.get(kind, _tsv_text)
+    return ["\\N" if v is None else write(v) for v in values]
 
 
 def _tsv_text(value: Any) -> str:

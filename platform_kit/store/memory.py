@@ -390,9 +390,12 @@ class MemoryStore(Store):
         with self.server.mutex:
             self._db().tags[name] = (commit, note)
 
-    def _tag(self, name: str) -> tuple[str, str] | None:
+    def _tag(self, name: str, first_line: bool) -> tuple[str, str] | None:
         with self.server.mutex:
-            return self._db().tags.get(name)
+            found = self._db().tags.get(name)
+        if found is None or not first_line:
+            return found
+        return found[0], found[1].split("\n", 1)[0]
 
     def _claim(self, key: str) -> bool:
         with self.server.mutex:
@@ -414,10 +417,12 @@ class MemoryStore(Store):
         with origin.server.mutex:
             theirs = origin._db()
             commits, heads = dict(theirs.commits), dict(theirs.branches)
+            tags = dict(theirs.tags)
         with self.server.mutex:
             for commit in commits.values():
                 db.commits.setdefault(commit.hash, commit)
             db.remote_branches = heads
+            db.tags.update(tags)  # as Dolt's clone and fetch do: the remote's tags win
         return db
 
     def _fetch(self, remote: DoltRemote) -> dict[str, str]:
@@ -443,6 +448,26 @@ class MemoryStore(Store):
                 theirs.commits.setdefault(commit.hash, commit)
             theirs.branches[branch] = head
         return head
+
+    def _tags_within(self, prefix: str, head: str) -> list[str]:
+        with self.server.mutex:
+            db = self._db()
+            history = _ancestors(db, head)
+            return sorted(
+                n for n, (c, _) in db.tags.items() if n.startswith(prefix) and c in history
+            )
+
+    def _push_tags(self, remote: DoltRemote, names: Sequence[str]) -> None:
+        origin = self._origin(remote)
+        with self.server.mutex:
+            db = self._db()
+            tags = {name: db.tags[name] for name in names}
+            commits = {c: db.commits[c] for c, _ in tags.values()}
+        with origin.server.mutex:
+            theirs = origin._db()
+            for commit in commits.values():
+                theirs.commits.setdefault(commit.hash, commit)
+            theirs.tags.update(tags)
 
     def _pull(self, remote: DoltRemote, branch: str) -> str:
         theirs = self._fetch(remote).get(branch)

@@ -16,11 +16,14 @@ import pytest
 
 from platform_kit import endpoints
 from platform_kit import services as svc
-from platform_kit.config import Config, DoltRemote, load_config
+from platform_kit.config import Config, DoltRemote, SheetConfig, load_config
 from platform_kit.errors import PushRejectedError, RemoteError, ServiceError
+from platform_kit.sheets import RawSheet
+from platform_kit.sheets.files import FileSheetReader
 from platform_kit.store.base import ChangeSet, Store, TableSchema
 from platform_kit.store.dolt import DoltStore
 from platform_kit.store.memory import MemoryServer, MemoryStore, serve_remote
+from platform_kit.sync import sync
 from tests.conftest import require
 from tests.remote import (
     ADMIN_PASSWORD,
@@ -79,6 +82,7 @@ class Pair:
     origin: Store
     clone: Store
     make_clone: Callable[[DoltRemote], Store]
+    fresh: Callable[[], Store]  # another clone of the same remote, on a machine of its own
 
 
 def dolt_pair(request: pytest.FixtureRequest) -> Pair:
@@ -92,7 +96,13 @@ def dolt_pair(request: pytest.FixtureRequest) -> Pair:
     def make(spec: DoltRemote) -> Store:
         return DoltStore(local.host, local.port, "root", "", name, remote=spec, remote_attempts=2)
 
-    return Pair(origin, make(DoltRemote(url=remote.url(name, None), user=KIT_USER)), make)
+    spec = DoltRemote(url=remote.url(name, None), user=KIT_USER)
+
+    def fresh() -> Store:
+        other = f"{name}_{uuid.uuid4().hex[:6]}"
+        return DoltStore(local.host, local.port, "root", "", other, remote=spec, remote_attempts=2)
+
+    return Pair(origin, make(spec), make, fresh)
 
 
 def memory_pair(request: pytest.FixtureRequest) -> Pair:
@@ -104,7 +114,10 @@ def memory_pair(request: pytest.FixtureRequest) -> Pair:
     def make(other: DoltRemote) -> Store:
         return MemoryStore("training", server=server, remote=other)
 
-    return Pair(origin, make(spec), make)
+    def fresh() -> Store:
+        return MemoryStore("training", server=MemoryServer(), remote=spec)
+
+    return Pair(origin, make(spec), make, fresh)
 
 
 @pytest.fixture(params=["dolt", "memory"])
@@ -167,6 +180,96 @@ def test_a_diverged_main_is_not_pulled_over(pair: Pair) -> None:
 def test_a_clone_ahead_of_the_remote_stays(pair: Pair) -> None:
     ours = pair.clone.commit_changes("main", change("l"), "local")
     assert pair.clone.pull("main") == ours
+
+
+def test_a_push_carries_the_sync_tags_of_the_history_it_pushes(pair: Pair) -> None:
+    pair.clone.create_branch("sheets/s", "main")
+    first = pair.clone.commit_changes("sheets/s", change("b"), "sync s")
+    assert first
+    pair.clone.set_tag("sync/sheets/s/s", first, "note 1")
+    pair.clone.create_branch("sheets/u", "main")  # not pushed: neither is its tag
+    unpushed = pair.clone.commit_changes("sheets/u", change("u"), "sync u")
+    assert unpushed
+    pair.clone.set_tag("sync/sheets/u/u", unpushed, "note u")
+    pair.clone.push("sheets/s")
+    assert pair.origin.tag("sync/sheets/s/s") == (first, "note 1")
+    assert pair.origin.tag("sync/sheets/u/u") is None
+    # The tag moves with the next sync, and on the remote with the next push.
+    second = pair.clone.commit_changes("sheets/s", change("c"), "sync s again")
+    assert second
+    pair.clone.set_tag("sync/sheets/s/s", second, "note 2")
+    pair.clone.push("sheets/s")
+    assert pair.origin.tag("sync/sheets/s/s") == (second, "note 2")
+    # A fresh clone has it; an older clone gets the moved tag with a fetch.
+    fresh = pair.fresh()
+    fresh.create_database()
+    assert fresh.tag("sync/sheets/s/s") == (second, "note 2")
+    third = pair.origin.commit_changes("sheets/s", change("d"), "a sync elsewhere")
+    assert third
+    pair.origin.set_tag("sync/sheets/s/s", third, "note 3")
+    fresh.fetch()
+    assert fresh.tag("sync/sheets/s/s") == (third, "note 3")
+
+
+def sheet_project(root: Path, rows: list[str]) -> Config:
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "s.csv").write_text("id,v\n" + "".join(f"{r},1\n" for r in rows))
+    (root / "platform.yaml").write_text(
+        textwrap.dedent(
+            """\
+            project: remote-test
+            dolt: {database: training}
+            sheets:
+              - name: s
+                source: {file: s.csv}
+                primary_key: [id]
+                columns: {id: string, v: int}
+            """
+        )
+    )
+    return load_config(root / "platform.yaml")
+
+
+class CountingReader(FileSheetReader):
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads = 0
+
+    def read(self, sheet: SheetConfig) -> RawSheet:
+        self.reads += 1
+        return super().read(sheet)
+
+
+def test_a_fresh_clone_skips_a_sheet_that_did_not_change(pair: Pair, tmp_path: Path) -> None:
+    """The sync tags travel with pushes: a fresh runner's no-change sync reads no sheet."""
+    config = sheet_project(tmp_path / "analyst", ["x", "y"])
+    report = sync(config, pair.clone)
+    (first,) = report.sheets
+    assert first.commit and first.branch == "sheets/s"
+    pair.clone.push("sheets/s")  # 'sync --push': the data branch for review
+    pair.clone.merge("sheets/s", "main", None)
+    pair.clone.push("main")  # 'run': main, after the merge
+
+    # 'sync --push' on a fresh runner: the data branch is pulled, then the sheet is unchanged.
+    fresh = pair.fresh()
+    fresh.create_database()
+    fresh.pull("sheets/s")
+    reader = CountingReader()
+    (again,) = sync(config, fresh, reader=lambda s: reader).sheets
+    assert reader.reads == 0 and again.revision == "unchanged" and again.commit is None
+    # 'run' on a fresh runner: main only, moved on by another table's commit since the sync.
+    pair.origin.commit_changes("main", change("z"), "another sheet's merge")
+    other = pair.fresh()
+    other.create_database()
+    assert "sheets/s" not in other.branches()
+    (again,) = sync(config, other, reader=lambda s: reader).sheets
+    assert (
+        reader.reads == 0 and again.revision == "unchanged" and "sheets/s" not in other.branches()
+    )
+    # A changed sheet is read, and compared with what the clone holds.
+    config = sheet_project(tmp_path / "analyst", ["x", "y", "w"])
+    (changed,) = sync(config, other, reader=lambda s: reader).sheets
+    assert reader.reads == 1 and (changed.added, changed.changed, changed.deleted) == (1, 0, 0)
 
 
 # ---------------------------------------------------------------------------- Dolt's failures

@@ -782,5 +782,8 @@ def test_tags_point_at_a_commit_with_a_note_and_move(store: Store) -> None:
     assert store.tag(name) == (first, "key-1")
     store.set_tag(name, first, "key-2")  # moving onto the same commit replaces the note
     assert store.tag(name) == (first, "key-2")
+    store.set_tag(name, first, "key-3\nseed\n" + "x" * 100_000)
+    assert store.tag(name, first_line=True) == (first, "key-3")
+    assert store.tag(name) == (first, "key-3\nseed\n" + "x" * 100_000)
     with pytest.raises(StoreError):
         store.tag("bad name; DROP")

@@ -145,3 +145,27 @@ def test_a_small_edit_parses_and_compares_only_the_changed_rows(
     assert results["digests"][2] == (1, 1, 1)
     assert results["digests"][4] == (3, 197)  # 3 rows parsed in full, 197 by key only
     assert results["full"][4] == (200, 0)
+
+
+def test_rows_hashed_as_lines_then_as_cells_compare_right(tmp_path: Path) -> None:
+    """An export without quotes is hashed line by line, one with quotes cell by cell: a sync
+    that meets the other style compares every row, and commits exactly the change."""
+    store = MemoryStore("training")
+    store.create_database()
+    rows = many(50)
+    root = workspace(tmp_path, rows)
+    sync(load_config(root / "platform.yaml"), store)
+    edited = [list(r) for r in rows]
+    edited[3][1] = "Name, with a comma"  # the writer quotes it: no longer line by line
+    edited[7][2] = "yes" if edited[7][2] == "no" else "no"
+    workspace(tmp_path, edited)
+    assert '"' in (root / "customers.csv").read_text()
+    result = sync(load_config(root / "platform.yaml"), store).sheets[0]
+    assert (result.added, result.changed, result.deleted) == (0, 2, 0)
+    edited[9][1] = "Renamed"  # quoted again, now against digests of the same style
+    workspace(tmp_path, edited)
+    result = sync(load_config(root / "platform.yaml"), store).sheets[0]
+    assert (result.added, result.changed, result.deleted) == (0, 1, 0)
+    table = {r["customer_id"]: r for r in store.read_table("customers", "sheets/customers")}
+    assert table[edited[3][0]]["name"] == "Name, with a comma"
+    assert table[edited[9][0]]["name"] == "Renamed"
