@@ -2,8 +2,9 @@
 
 Workload: N intent adapters (default 100) of about R rows each (default 2,000) in a real Dolt
 database, trained with W workers (default 2). The plain loop trains the same models, with the same
-trainer, workers and epochs, from rows in memory, with no Dolt, no MLflow and no kit. Goal: kit
-<= 1.3x plain.
+trainer, workers and epochs, from rows in memory, with no Dolt, no MLflow and no kit. Goal (issue
+17): kit <= 1.15x plain, in wall time and in CPU time; the kit's CPU counts its own process, its
+workers and the MLflow server (the Dolt server's is shown beside), the plain loop's its workers.
 
     python benchmarks/bench_train.py [--small] [--models N] [--rows R] [--workers W] [--epochs E]
 """
@@ -26,13 +27,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from platform_kit import services  # noqa: E402
-from platform_kit.config import load_config  # noqa: E402
-from platform_kit.endpoints import Service  # noqa: E402
-from platform_kit.project import Project  # noqa: E402
-from platform_kit.store import open_store  # noqa: E402
-from platform_kit.store.base import ChangeSet, TableSchema  # noqa: E402
-from platform_kit.tracking.mlflow_registry import registry_for  # noqa: E402
+
+GOAL = 1.15  # issue 17: kit <= 1.15x the plain loop, wall and CPU
 
 INTENTS = {
     "billing": "invoice charge refund payment card bill receipt overcharged price",
@@ -198,6 +194,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.models, args.rows = 10, 300
     params = {"epochs": args.epochs, "lr": 0.02, "seed": 0}
 
+    # Imported here, not at the top: spawned workers (the plain loop's and the kit's) import
+    # this file again, and a worker of `platform-kit train` imports no MLflow or services.
+    from platform_kit import services
+    from platform_kit.config import load_config
+    from platform_kit.endpoints import Service
+    from platform_kit.project import Project
+    from platform_kit.store import open_store
+    from platform_kit.store.base import ChangeSet, TableSchema
+    from platform_kit.tracking.mlflow_registry import registry_for
     from platform_kit.train import ModelStatus, train
 
     root = Path(tempfile.mkdtemp(prefix="bench-train-"))
@@ -238,10 +243,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             flush=True,
         )
 
-        children = _children_cpu()
-        plain = plain_loop(data, params, args.workers)
-        plain_cpu = _children_cpu() - children
-        print(f"plain PyTorch loop: {plain:.1f}s ({plain_cpu:.1f} CPU-s in workers)", flush=True)
+        def plain_run() -> tuple[float, float]:
+            children = _children_cpu()
+            seconds = plain_loop(data, params, args.workers)
+            cpu = _children_cpu() - children
+            print(f"plain PyTorch loop: {seconds:.1f}s ({cpu:.1f} CPU-s in workers)", flush=True)
+            return seconds, cpu
+
+        first = plain_run()
 
         before, children = _cpu(config), _children_cpu()
         report = train(config, store, registry_for(config), workers=args.workers)
@@ -249,7 +258,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         kit_workers = _children_cpu() - children
         after = _cpu(config)
         spent = {k: after[k] - before[k] for k in after}
-        kit_cpu = kit_workers + sum(spent.values())
+        kit_cpu = kit_workers + spent["kit process"] + spent["mlflow server"]
         failed = report.failed
         print(
             f"platform-kit train: {kit:.1f}s ({report.count(ModelStatus.TRAINED)} trained, "
@@ -263,19 +272,23 @@ def main(argv: Sequence[str] | None = None) -> int:
         if failed:
             print(f"  first failure: {failed[0].name}: {failed[0].reason}")
         started = time.perf_counter()
-        again = train(config, store, registry_for(config), workers=args.workers)
+        rerun = train(config, store, registry_for(config), workers=args.workers)
         print(
             f"rerun (all skipped): {time.perf_counter() - started:.1f}s "
-            f"({again.count(ModelStatus.SKIPPED)} skipped)"
+            f"({rerun.count(ModelStatus.SKIPPED)} skipped)"
         )
-        ratio = kit / plain
+        # The plain loop runs before and after the kit: a load change on a shared machine then
+        # weighs on both sides of the ratio.
+        again = plain_run()
+        plain, plain_cpu = (first[0] + again[0]) / 2, (first[1] + again[1]) / 2
+        wall_ratio, cpu_ratio = kit / plain, kit_cpu / plain_cpu
+        figure = f"train, {args.models} adapters, {args.workers} workers / plain PyTorch loop"
         print(
             f"\nmodels={args.models} rows={args.rows} workers={args.workers} epochs={args.epochs}\n"
-            f"plain={plain:.2f}s kit={kit:.2f}s ratio={ratio:.2f}x (goal <= 1.3x) "
-            f"{'OK' if ratio <= 1.3 else 'OVER'}\n"
-            f"CPU: plain={plain_cpu:.1f}s kit={kit_cpu:.1f}s ratio={kit_cpu / plain_cpu:.2f}x "
-            "(all CPU the kit used, its servers included: steadier than wall time on a shared "
-            "machine)"
+            f"plain (mean of two)={plain:.2f}s kit={kit:.2f}s; CPU plain={plain_cpu:.1f}s "
+            f"kit={kit_cpu:.1f}s\n"
+            f"{figure}, wall: {wall_ratio:.2f}x (goal <= {GOAL}x)\n"
+            f"{figure}, CPU: {cpu_ratio:.2f}x (goal <= {GOAL}x)"
         )
         return 0 if not failed else 1
     finally:

@@ -34,6 +34,9 @@ def plain(value: Any) -> Any:
     return value
 
 
+_AS_IS = frozenset({str, int, bool, type(None)})  # types plain() returns unchanged
+
+
 def value_key(value: Any) -> str:
     """``value`` as a string that matches however the store returned it (for grouping rows)."""
     return str(plain(value))
@@ -45,10 +48,30 @@ def fingerprint(rows: Iterable[Mapping[str, Any]]) -> str:
     Each row is hashed on its sorted (column, value) pairs, values made plain by :func:`plain`;
     ``repr`` of str/int/float/bool/None is stable across runs and cheaper than JSON.
     """
-    digests = sorted(
-        hashlib.sha256(repr(sorted((str(k), plain(v)) for k, v in r.items())).encode()).digest()
-        for r in rows
-    )
+    sha256 = hashlib.sha256
+    orders: dict[tuple[Any, ...], list[tuple[str, Any]]] = {}
+    digests = []
+    for r in rows:
+        # Rows of one query share their columns: sort the column names once per set of them
+        # (names are unique, so sorting the pairs is sorting the names).
+        columns = tuple(r)
+        order = orders.get(columns)
+        if order is None:
+            names = [str(k) for k in columns]
+            unique = len(set(names)) == len(names)  # else the values break ties: sort per row
+            order = sorted(zip(names, columns, strict=True), key=lambda p: p[0]) if unique else []
+            orders[columns] = order
+        if not order and columns:
+            digests.append(
+                sha256(repr(sorted((str(k), plain(v)) for k, v in r.items())).encode()).digest()
+            )
+            continue
+        pairs = [
+            (name, value if type(value) in _AS_IS else plain(value))
+            for name, value in ((n, r[k]) for n, k in order)
+        ]
+        digests.append(sha256(repr(pairs).encode()).digest())
+    digests.sort()
     h = hashlib.sha256(f"rows:{len(digests)}\n".encode())
     for digest in digests:
         h.update(digest)

@@ -116,7 +116,8 @@ def _read_batch(store: Store, models: list[Model], commit: str) -> Iterator[Mode
         return
     grouped: dict[str, list[Row]] = {k: [] for k in keys}
     for row in found:
-        key = value_key(row.pop(BATCH_KEY))
+        value = row.pop(BATCH_KEY)
+        key = value if type(value) is str else value_key(value)  # value_key(str) is itself
         grouped.setdefault(key, []).append(row)
     for model in models:
         yield ModelRows(model, grouped.get(value_key(model.query_params[rewrite.field]), []))

@@ -378,6 +378,8 @@ class TrainRun:
         # Another runner may promote this model meanwhile: decide again on the alias as it is
         # now, under a lock that holds across machines (Dolt's GET_LOCK).
         with self.store.lock(f"promotion/{result.name}"):
+            if result.name not in self.aliases and self._create_first(job, run, promotion):
+                return  # no model when this run began and none now: creating it was the test
             state = registry.alias_state(result.name, missing_ok=True)
             promotion = decide_promotion(
                 job.model.config.promote_if, metrics, state.current, registry.alias
@@ -387,25 +389,35 @@ class TrainRun:
     def _create_version(
         self, job: _Job, run: LoggedRun, state: AliasState, promotion: Promotion
     ) -> None:
-        result, registry = job.result, self.registry
-        has_model = (job.out_dir / "model").is_dir()
-        source = f"{run.artifact_uri}/model" if has_model else run.artifact_uri
-        version_tags = {
-            **job.tags,
-            tags.PROMOTION: promotion.reason,
-            tags.PROMOTION_STATE: promotion.state.value,
-            **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in result.metrics.items()},
-        }
-        result.version = registry.register(
+        result = job.result
+        result.version = self.registry.register(
             result.name,
             run.run_id,
-            source,
-            version_tags,
+            _source(job, run),
+            _version_tags(job, promotion),
             promote=promotion.reason if promotion.promote else None,
             state=state,
         )
         result.promotion = promotion.reason
         result.promoted = promotion.promote
+
+    def _create_first(self, job: _Job, run: LoggedRun, promotion: Promotion) -> bool:
+        """Create the model with its first version, promoted (the decision taken on no alias);
+        False when the model exists already (another runner made it since this run began)."""
+        if not promotion.promote:
+            return False
+        result = job.result
+        version = self.registry.register_new(
+            result.name,
+            run.run_id,
+            _source(job, run),
+            _version_tags(job, promotion),
+            promote=promotion.reason,
+        )
+        if version is None:
+            return False
+        result.version, result.promotion, result.promoted = version, promotion.reason, True
+        return True
 
     def _finish_promotion(self, result: ModelResult) -> None:
         """Give the alias to the version an interrupted run registered as promoted, if any."""
@@ -435,6 +447,21 @@ class TrainRun:
             self.lost.append(error)
         if self._pool is not None:
             self._pool.cancel_waiting()
+
+
+def _source(job: _Job, run: LoggedRun) -> str:
+    """A version's source: the servable model under the run's artifacts, or all of them."""
+    has_model = (job.out_dir / "model").is_dir()
+    return f"{run.artifact_uri}/model" if has_model else run.artifact_uri
+
+
+def _version_tags(job: _Job, promotion: Promotion) -> dict[str, str]:
+    return {
+        **job.tags,
+        tags.PROMOTION: promotion.reason,
+        tags.PROMOTION_STATE: promotion.state.value,
+        **{f"{tags.METRIC_PREFIX}{k}": repr(v) for k, v in job.result.metrics.items()},
+    }
 
 
 def _outcome(future: cf.Future[Outcome], name: str) -> Outcome:

@@ -33,6 +33,9 @@ _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_HTTP_POOL_CONNECTIONS": str(HTTP_POOL),
     "MLFLOW_HTTP_POOL_MAXSIZE": str(HTTP_POOL),
+    # MLflow's usage telemetry fetches a config from the internet and queues an event per call:
+    # a self-hosted kit sends nothing out.
+    "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 _QUIET = "MLFLOW_LOGGING_LEVEL"  # MLflow's INFO lines ("Created version ...") are noise here
 
@@ -40,6 +43,7 @@ _QUIET = "MLFLOW_LOGGING_LEVEL"  # MLflow's INFO lines ("Created version ...") a
 def mlflow_client(uri: str) -> MlflowClient:
     for name, value in _HTTP_DEFAULTS.items():
         os.environ.setdefault(name, value)  # a user's own setting wins
+    _skip_absent_databricks_probes()
     if _QUIET not in os.environ:
         os.environ[_QUIET] = "WARNING"  # read when mlflow is first imported
         logging.getLogger("mlflow").setLevel(logging.WARNING)  # imported already
@@ -65,6 +69,19 @@ class LazyClient:
 def lazy_client(uri: str) -> MlflowClient:
     """:class:`LazyClient`, typed as the client it stands for."""
     return cast("MlflowClient", LazyClient(uri))
+
+
+def _skip_absent_databricks_probes() -> None:
+    """Every MLflow request asks whether it runs in Databricks by importing modules that are not
+    installed here; a failed import is not cached, so each one searches sys.path again (about
+    a third of a millisecond per request). Marking a module that is absent now as absent
+    (None in sys.modules, Python's own "no such module") answers the same, at once."""
+    import importlib.util
+    import sys
+
+    for name in ("dbruntime", "IPython"):
+        if name not in sys.modules and importlib.util.find_spec(name) is None:
+            sys.modules[name] = None  # type: ignore[assignment]
 
 
 def _transient(exc: BaseException) -> bool:

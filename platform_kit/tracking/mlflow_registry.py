@@ -300,17 +300,26 @@ class MlflowModelRegistry(ModelRegistry):
         return int(call(create, f"register a version of model {name!r}").version)
 
     def _set_alias(self, name: str, alias: str, version: int) -> None:
+        writer = self._writer()
         call(
-            lambda: self.client.set_registered_model_alias(name, alias, str(version)),
+            lambda: writer.set_registered_model_alias(name, alias, str(version)),
             f"give version {version} of model {name!r} the alias {alias!r}",
         )
 
     def _set_model_tag(self, name: str, key: str, value: str) -> None:
         what = "the alias history" if key == T.ALIAS_HISTORY else f"tag {key!r}"
+        writer = self._writer()
         call(
-            lambda: self.client.set_registered_model_tag(name, key, value),
+            lambda: writer.set_registered_model_tag(name, key, value),
             f"record {what} of model {name!r}",
         )
+
+    def _writer(self) -> Any:
+        """Where alias and model-tag writes go: MlflowClient's own methods first read the whole
+        registered model (to refuse prompts, which the kit never names), a request per write;
+        its registry client sends the write alone."""
+        registry_client = getattr(self.client, "_get_registry_client", None)
+        return registry_client() if registry_client is not None else self.client
 
 
 def _version_info(mv: Any) -> VersionInfo:

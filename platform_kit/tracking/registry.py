@@ -415,10 +415,43 @@ class ModelRegistry(ABC):
         ):
             # A model created now gets version 1: its history can ride on the create call.
             history = [AliasMove(1, AliasAction.PROMOTE, _now(), promote)]
+        created = self._ensure_model(name, self._model_tags(history))
+        return self._register(name, run_id, source, tags, promote, state, created, history)
+
+    def register_new(
+        self, name: str, run_id: str | None, source: str, tags: Mapping[str, str], *, promote: str
+    ) -> int | None:
+        """Create the model ``name`` and register its first version with the alias, as
+        :meth:`register` does for a model with no alias; None, and nothing written, when the
+        model exists already (read its alias state then, and call :meth:`register`).
+
+        It saves reading the state of a model this run has not seen yet: creating it is the test.
+        """
+        _check_name(name)
+        if not source:
+            raise UsageError(f"a version of model {name!r} needs a source (its artifacts' URI)")
+        history = [AliasMove(1, AliasAction.PROMOTE, _now(), promote)]
+        if not self._ensure_model(name, self._model_tags(history)):
+            return None
+        return self._register(name, run_id, source, tags, promote, NO_ALIAS, True, history)
+
+    def _model_tags(self, history: list[AliasMove] | None) -> dict[str, str]:
         model_tags = {T.PROJECT: self.project}
         if history:
             model_tags[T.ALIAS_HISTORY] = history_json(history)
-        created = self._ensure_model(name, model_tags)
+        return model_tags
+
+    def _register(
+        self,
+        name: str,
+        run_id: str | None,
+        source: str,
+        tags: Mapping[str, str],
+        promote: str | None,
+        state: AliasState | None,
+        created: bool,
+        history: list[AliasMove] | None,
+    ) -> int:
         version = self._create_version(name, source, run_id, {**tags, T.PROJECT: self.project})
         if promote is not None:
             if created and history is not None and version == 1:

@@ -200,6 +200,54 @@ def test_promote_rollback_and_history(registry: ModelRegistry, tmp_path: Path) -
     assert summary.versions == 3
 
 
+def test_register_new_writes_what_register_writes_for_a_new_model(
+    backend: Callable[[str], ModelRegistry], tmp_path: Path
+) -> None:
+    """register_new creates the model (the test that it is new) with the same version, tags,
+    alias and history as register with no alias; on a model that exists it writes nothing."""
+    project = f"reg-{uuid.uuid4().hex[:8]}"
+    registry, other = backend(project), backend(project)  # other: a second runner
+    tags = {"data.fingerprint": "f", "model.name": "m"}
+    states = {}
+    for name, how in ((f"{project}-a", "register"), (f"{project}-b", "register_new")):
+        out = tmp_path / name / "out"
+        (out / "model").mkdir(parents=True)
+        (out / "model" / "x.txt").write_text("x")
+        run_id, uri = registry.log_run(RunRecord(name, tags, {}, {"accuracy": 0.9}, out))
+        if how == "register":
+            version = registry.register(
+                name,
+                run_id,
+                f"{uri}/model",
+                tags,
+                promote="first",
+                state=registry.alias_state(name, missing_ok=True),
+            )
+        else:
+            version = registry.register_new(name, run_id, f"{uri}/model", tags, promote="first")
+        assert version == 1
+        state = registry.alias_state(name)
+        states[how] = (
+            state.current,
+            [(m.version, m.action, m.reason) for m in state.history],
+            {
+                k: v
+                for k, v in registry.version(name, 1).tags.items()
+                if k != "mlflow.source.run_id"
+            },
+        )
+    assert states["register_new"] == states["register"]
+    assert states["register"][:2] == (1, [(1, "promote", "first")])
+    # A model another client created meanwhile: nothing is written, the caller reads its state.
+    name = f"{project}-b"
+    if getattr(registry, "known_differences", {}).get("shared"):
+        other = registry  # the memory registry's second client would be a registry of its own
+    run_id, uri = other.log_run(RunRecord(name, tags, {}, {}, None))
+    assert other.register_new(name, run_id, uri, tags, promote="again") is None
+    assert [v.version for v in other.versions([name])[name]] == [1]
+    assert len(other.alias_state(name).history) == 1
+
+
 def test_alias_moved_outside_the_kit_is_observed(registry: ModelRegistry, tmp_path: Path) -> None:
     name = f"{registry.project}-m"
     v1, v2 = (new_version(registry, name, tmp_path, fp=str(i)) for i in range(2))
