@@ -7,36 +7,16 @@ loop decides alone. Same rows, keys, kept keys and columns, or the same error, w
 from __future__ import annotations
 
 import random
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from platform_kit.config import FileSource, SheetConfig
+from platform_kit.config import SheetConfig
 from platform_kit.errors import ValidationError
 from platform_kit.sheets import RawSheet
 from platform_kit.sheets import validate as validation
 from platform_kit.sheets.files import SplitRows
-
-SHEET = SheetConfig(
-    name="people",
-    source=FileSource(Path("people.csv")),
-    table="people",
-    primary_key=("id",),
-    columns={
-        "id": "string",
-        "name": "string",
-        "age": "int",
-        "score": "float",
-        "vip": "bool",
-        "born": "date",
-        "seen": "datetime",
-        "meta": "json",
-    },
-    required=("id", "name"),
-)
-HEADER = ["id", "name", "age", "score", "vip", "born", "seen", "meta"]
-GOOD = ["p1", "Ann", "31", "0.5", "yes", "1990-02-03", "2024-01-02 03:04:05", '{"a": 1}']
+from tests.unit.test_validate import GOOD, HEADER, SHEET  # one sheet for both suites
 
 
 def both(
