@@ -1,7 +1,7 @@
-"""Release build speed and size: a cold build of a 100-adapter release, then one model changed,
+"""Release build speed and size: a cold build of 100 (then 1000) adapters, then one model changed,
 then ``release build`` with nothing new.
 
-    python benchmarks/bench_release.py [--models N] [--small]
+    python benchmarks/bench_release.py [--models N [N ...]] [--small]
 
 Goals (issue 17): the rebuild after one model changed takes <= 15 % of the cold build (at 100
 and at 1000 models), ``release build`` with nothing new takes <= 1.5 s at 1000 models, and the
@@ -92,15 +92,21 @@ def register(client: MlflowClient, experiment: str, name: str, seed: int, tmp: P
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--models", type=int, default=100)
+    parser.add_argument(
+        "--models", type=int, nargs="+", default=[100, 1000], help="sizes to run, one after another"
+    )
     parser.add_argument("--small", action="store_true", help="10 adapters: a quick check")
     args = parser.parse_args()
     logging.basicConfig(format="  %(message)s")
     logging.getLogger("platform_kit.release").setLevel(logging.INFO)  # phase timings
-    if args.small:
-        args.models = 10
+    for n in [10] if args.small else args.models:
+        measure(n)
+
+
+def measure(models: int) -> None:
+    """A cold build of ``models`` adapters, one changed, then nothing new; prints the figures."""
     suffix = uuid.uuid4().hex[:6]
-    names = [f"bench-{suffix}-{i:03d}" for i in range(args.models)]
+    names = [f"bench-{suffix}-{i:03d}" for i in range(models)]
     with tempfile.TemporaryDirectory(prefix="bench-release-") as tmp_dir:
         tmp = Path(tmp_dir)
         # One family over a Dolt table, as a project of 1000 customers declares its models.
@@ -150,15 +156,13 @@ def main() -> None:
             cli_s = nothing_new(tmp / "platform.yaml", warm.tag)
         finally:
             services.services_down(config)
-    print(
-        f"models: {args.models} adapters ({adapter(0).embedding.nbytes / 1e6:.1f} MB of weights each)"
-    )
+    print(f"models: {models} adapters ({adapter(0).embedding.nbytes / 1e6:.1f} MB of weights each)")
     print(f"cold build + push:            {cold_s:7.1f} s   ({cold.tag})")
     print(
         f"one model changed, rebuild:   {warm_s:7.1f} s   ({warm.tag}, uploaded {len(warm.uploaded)} blobs)"
     )
     print(f"nothing new, library call:    {library_s:7.2f} s")
-    n = args.models
+    n = models
     print(
         f"release rebuild after 1 model changed ÷ cold, {n} models: {warm_s / cold_s:.1%} "
         "(goal ≤ 15 %, at 100 and 1000 models)"
