@@ -30,7 +30,7 @@ from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from platform_kit import env, servable
+from platform_kit import env
 from platform_kit.errors import ReleaseError
 from platform_kit.tracking.client import call
 from platform_kit.tracking.registry import VersionInfo
@@ -39,6 +39,8 @@ from platform_kit.tracking.registry import VersionInfo
 # from a plain 'pip install'.
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 SERVING = ASSETS / "serving"
+# The format's one reader, copied into the image; named by path, since importing it loads numpy.
+SERVABLE = Path(__file__).resolve().parents[1] / "servable.py"
 MODEL_CACHE_DAYS = 30  # entries unused for this long are pruned
 IMAGE_PYTHON = "3.11"  # bookworm's python3, and python:3.11-slim's
 DOWNLOAD_WORKERS = 8
@@ -51,7 +53,7 @@ def runtime_key(base_id: str) -> str:
     """A hash of everything the runtime image is built from: the base image's id, the
     Dockerfile, the server, the model format's reader and numpy's wheel."""
     digest = hashlib.sha256(f"base {base_id}\n".encode())
-    for path in [*(SERVING / n for n in RUNTIME_FILES), Path(servable.__file__)]:
+    for path in [*(SERVING / n for n in RUNTIME_FILES), SERVABLE]:
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     digest.update(b"numpy " + numpy_wheel().name.encode())
     return digest.hexdigest()[:24]
@@ -66,7 +68,7 @@ def assemble_runtime(root: Path) -> Path:
     for name in RUNTIME_FILES:
         shutil.copy(SERVING / name, root / name)
     # The format's one reader, shared with the trainers; server.py imports it as 'bow'.
-    shutil.copy(servable.__file__, root / "bow.py")
+    shutil.copy(SERVABLE, root / "bow.py")
     shutil.copytree(site_packages(), root / "site-packages", copy_function=_link_or_copy)
     return root
 
