@@ -19,6 +19,15 @@ from platform_kit.sheets.files import SplitRows
 from tests.unit.test_validate import GOOD, HEADER, SHEET  # one sheet for both suites
 
 
+def outcome(sheet: SheetConfig, raw: RawSheet, unchanged: list[bool] | None) -> Any:
+    """What validate() gives, comparable: the typed sheet's parts, or the error's words."""
+    try:
+        typed = validation.validate(sheet, raw, unchanged)
+    except ValidationError as exc:
+        return ("error", str(exc), exc.problems)
+    return (typed.columns, list(typed.rows.items()), typed.kept, typed.undeclared)
+
+
 def both(
     rows: list[list[Any]],
     monkeypatch: pytest.MonkeyPatch,
@@ -28,17 +37,10 @@ def both(
 ) -> tuple[Any, Any]:
     raw = RawSheet(header or HEADER, rows, "people.csv", "r1")
 
-    def run() -> Any:
-        try:
-            typed = validation.validate(sheet, raw, unchanged)
-        except ValidationError as exc:
-            return ("error", str(exc), exc.problems)
-        return (typed.columns, list(typed.rows.items()), typed.kept, typed.undeclared)
-
-    fast = run()
+    fast = outcome(sheet, raw, unchanged)
     with monkeypatch.context() as patch:
         patch.setattr(validation, "_by_column", lambda *args: None)
-        slow = run()
+        slow = outcome(sheet, raw, unchanged)
     return fast, slow
 
 
@@ -166,11 +168,4 @@ def test_rows_read_as_lines_agree(seed: int, monkeypatch: pytest.MonkeyPatch) ->
     assert list(as_lines.rows) == as_lists
     fast, slow = both(as_lists, monkeypatch, unchanged)
 
-    def run() -> Any:
-        try:
-            typed = validation.validate(SHEET, as_lines, unchanged)
-        except ValidationError as exc:
-            return ("error", str(exc), exc.problems)
-        return (typed.columns, list(typed.rows.items()), typed.kept, typed.undeclared)
-
-    assert run() == fast == slow
+    assert outcome(SHEET, as_lines, unchanged) == fast == slow
