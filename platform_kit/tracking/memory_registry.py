@@ -87,7 +87,7 @@ class MemoryModelRegistry(ModelRegistry):
             ]
         yield from found
 
-    def _models(self) -> Iterator[RegisteredModel]:
+    def _models(self, expected: int = 0) -> Iterator[RegisteredModel]:
         with self._lock:
             found = [
                 _registered(name, m)

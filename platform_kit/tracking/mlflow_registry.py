@@ -104,15 +104,15 @@ class MlflowModelRegistry(ModelRegistry):
             if not token:
                 return
 
-    def _models(self) -> Iterator[RegisteredModel]:
-        for model in self._search_models(self._project_filter()):
+    def _models(self, expected: int = 0) -> Iterator[RegisteredModel]:
+        for model in self._search_models(self._project_filter(), expected):
             with self._lock:
                 self._known_models.add(model.name)
             yield model
 
-    def _search_models(self, query: str) -> Iterator[RegisteredModel]:
+    def _search_models(self, query: str, expected: int = 0) -> Iterator[RegisteredModel]:
         if self.rest is not None:
-            yield from self.rest.registered_models(query)
+            yield from self.rest.registered_models(query, expected)
             return
         token: str | None = None
         while True:

@@ -327,7 +327,7 @@ class ModelRegistry(ABC):
         """
         if snapshot is None:
             found: dict[str, VersionInfo | None] = {}
-            models = {m.name: m for m in self._models()}
+            models = {m.name: m for m in self._models(expected=len(names))}
             for name in names:
                 model = models.get(name)
                 current = model.aliases.get(self.alias) if model else None
@@ -539,8 +539,8 @@ class ModelRegistry(ABC):
         filtered out)."""
 
     @abstractmethod
-    def _models(self) -> Iterable[RegisteredModel]:
-        """This project's registered models."""
+    def _models(self, expected: int = 0) -> Iterable[RegisteredModel]:
+        """This project's registered models (``expected``: about how many, a hint for paging)."""
 
     @abstractmethod
     def _model(self, name: str) -> RegisteredModel | None:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from platform_kit.errors import ServiceError, TrackingError
+from platform_kit.tracking import rest as rest_module
 from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, _registered_model
@@ -64,3 +65,31 @@ def test_rest_reads_with_the_runners_credentials(
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
     with pytest.raises(TrackingError, match="MLflow refused to search registered models"):
         list(MlflowRest(prod_deployment.mlflow_uri).registered_models("name = 'none'"))
+
+
+def test_pages_asked_for_at_once_read_what_paging_one_by_one_reads(
+    services: Services, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    project = f"pages-{uuid.uuid4().hex[:8]}"
+    client = mlflow_client(services.mlflow_uri)
+    for i in range(7):
+        client.create_registered_model(f"{project}-{i}", tags={T.PROJECT: project})
+    rest = MlflowRest(services.mlflow_uri)
+    params = {"filter": f"tags.`{T.PROJECT}` = '{project}'", "max_results": 2}
+
+    def names(ahead: int) -> list[str]:
+        found = rest.pages(
+            "registered-models/search", params, "registered_models", "s", ahead=ahead
+        )
+        return [m["name"] for m in found]
+
+    real_token = rest_module._offset_token
+    one_by_one = names(1)
+    assert one_by_one == [f"{project}-{i}" for i in range(7)]
+    assert names(3) == names(5) == one_by_one  # 3 pages at once then 1 more; 5 past the end
+    # A server whose tokens differ: a guess it refuses, or one it reads as another page.
+    monkeypatch.setattr(rest_module, "_offset_token", lambda offset: "not a token")
+    assert names(3) == one_by_one
+    monkeypatch.setattr(rest_module, "_offset_token", lambda offset: real_token(offset + 1))
+    assert names(3) == one_by_one
+    assert [m.name for m in rest.registered_models(params["filter"], expected=300)] == one_by_one
