@@ -114,7 +114,12 @@ class ServiceError(PlatformKitError):
 
 
 class TrackingError(PlatformKitError):
-    """MLflow refused an operation."""
+    """MLflow refused an operation; ``code`` is MLflow's error code (``RESOURCE_ALREADY_EXISTS``...)
+    where it gave one."""
+
+    def __init__(self, message: str, *, hint: str | None = None, code: str = "") -> None:
+        super().__init__(message, hint=hint)
+        self.code = code
 
 
 class TrainingError(PlatformKitError):

@@ -30,6 +30,7 @@ HTTP_POOL = 32
 _HTTP_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_JITTER": "1.0",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "60",
     "MLFLOW_HTTP_POOL_CONNECTIONS": str(HTTP_POOL),
     "MLFLOW_HTTP_POOL_MAXSIZE": str(HTTP_POOL),
@@ -38,6 +39,11 @@ _HTTP_DEFAULTS = {
     "MLFLOW_DISABLE_TELEMETRY": "true",
 }
 _QUIET = "MLFLOW_LOGGING_LEVEL"  # MLflow's INFO lines ("Created version ...") are noise here
+
+
+def http_setting(name: str) -> str:
+    """One of MLflow's HTTP settings (``MLFLOW_HTTP_REQUEST_*``): the user's, or the kit's default."""
+    return os.environ.get(name) or _HTTP_DEFAULTS[name]
 
 
 def mlflow_client(uri: str) -> MlflowClient:
@@ -113,7 +119,9 @@ def call(fn: Callable[[], T], what: str, *, attempts: int = 5) -> T:
                 hint="check 'platform-kit services status' or MLFLOW_TRACKING_URI",
             ) from exc
         if isinstance(exc, MlflowException):
-            raise TrackingError(f"MLflow refused to {what}: {exc.message}") from exc
+            raise TrackingError(
+                f"MLflow refused to {what}: {exc.message}", code=str(exc.error_code or "")
+            ) from exc
         raise
 
 

@@ -10,11 +10,13 @@ import os
 import threading
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from platform_kit.config import Config
 from platform_kit.endpoints import mlflow_uri
-from platform_kit.errors import TrackingError
+from platform_kit.errors import ServiceError, TrackingError
+from platform_kit.retry import retry
 from platform_kit.sql import quote_string
 from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import call, lazy_client
@@ -26,7 +28,7 @@ from platform_kit.tracking.registry import (
     RunRecord,
     VersionInfo,
 )
-from platform_kit.tracking.rest import MlflowRest, rest_reader
+from platform_kit.tracking.rest import MlflowRest, not_found, rest_reader
 
 if TYPE_CHECKING:  # mlflow takes a second to import: searches through REST need none of it
     from mlflow.tracking import MlflowClient
@@ -128,36 +130,42 @@ class MlflowModelRegistry(ModelRegistry):
                 return
 
     def _model(self, name: str) -> RegisteredModel | None:
+        if self.rest is not None:
+            return self.rest.registered_model(name)
         try:
             rm = call(
                 lambda: self.client.get_registered_model(name), f"read registered model {name!r}"
             )
         except TrackingError as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise
         return _registered_model(rm)
 
     def _version(self, name: str, version: int) -> VersionInfo | None:
+        if self.rest is not None:
+            return self.rest.model_version(name, version)
         try:
             mv = call(
                 lambda: self.client.get_model_version(name, str(version)),
                 f"read version {version} of model {name!r}",
             )
         except TrackingError as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise
         return _version_info(mv)
 
     def _version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        if self.rest is not None:
+            return self.rest.version_by_alias(name, alias)
         try:
             mv = call(
                 lambda: self.client.get_model_version_by_alias(name, alias),
                 f"read the {alias} version of model {name!r}",
             )
         except TrackingError as exc:
-            if _not_found(exc):
+            if not_found(exc):
                 return None
             raise
         return _version_info(mv)
@@ -195,85 +203,111 @@ class MlflowModelRegistry(ModelRegistry):
     def experiment_id(self) -> str:
         with self._lock:
             if self._experiment_id is None:
-                found = call(
-                    lambda: self.client.get_experiment_by_name(self.experiment),
-                    f"read experiment {self.experiment!r}",
-                )
+                found = self._find_experiment()
                 if found is None:
                     try:
-                        self._experiment_id = call(
-                            lambda: self.client.create_experiment(self.experiment),
-                            f"create experiment {self.experiment!r}",
-                        )
+                        found = self._create_experiment()
                     except TrackingError:  # created by a parallel job meanwhile
-                        again = call(
-                            lambda: self.client.get_experiment_by_name(self.experiment),
-                            f"read experiment {self.experiment!r}",
-                        )
-                        if again is None:
+                        found = self._find_experiment()
+                        if found is None:
                             raise
-                        self._experiment_id = again.experiment_id
-                else:
-                    self._experiment_id = found.experiment_id
+                self._experiment_id = found
             return self._experiment_id
 
-    def _log_run(self, record: RunRecord, tags: Mapping[str, str]) -> LoggedRun:
-        run = call(
-            lambda: self.client.create_run(
-                self.experiment_id(), tags=dict(tags), run_name=record.name
-            ),
-            f"create a run for model {record.name!r}",
+    def _find_experiment(self) -> str | None:
+        if self.rest is not None:
+            return self.rest.experiment_id(self.experiment)
+        found = call(
+            lambda: self.client.get_experiment_by_name(self.experiment),
+            f"read experiment {self.experiment!r}",
         )
-        run_id = run.info.run_id
-        from mlflow.entities import Metric, Param
+        return None if found is None else str(found.experiment_id)
 
-        params = [Param(k, _param_value(v)) for k, v in sorted(record.params.items())]
-        now = int(datetime.now(UTC).timestamp() * 1000)
-        metrics = [Metric(k, float(v), now, 0) for k, v in sorted(record.metrics.items())]
-        for start in range(0, max(len(params), 1), _PARAMS_PER_BATCH):
-            chunk = params[start : start + _PARAMS_PER_BATCH]
+    def _create_experiment(self) -> str:
+        if self.rest is not None:
+            return self.rest.create_experiment(self.experiment)
+        return call(
+            lambda: self.client.create_experiment(self.experiment),
+            f"create experiment {self.experiment!r}",
+        )
+
+    def _log_run(self, record: RunRecord, tags: Mapping[str, str]) -> LoggedRun:
+        name = record.name
+        run_id, artifact_uri = self._create_run(name, tags)
+        params = {k: _param_value(v) for k, v in sorted(record.params.items())}
+        metrics = {k: float(v) for k, v in sorted(record.metrics.items())}
+        keys = list(params)
+        for start in range(0, max(len(keys), 1), _PARAMS_PER_BATCH):
+            chunk = {k: params[k] for k in keys[start : start + _PARAMS_PER_BATCH]}
             first = start == 0
             if chunk or (first and metrics):
-                call(
-                    lambda c=chunk, m=(metrics if first else []): self.client.log_batch(  # type: ignore[misc]
-                        run_id, metrics=m, params=c
-                    ),
-                    f"log params and metrics of model {record.name!r}",
-                )
-        artifact_uri = str(run.info.artifact_uri)
+                self._log_batch(run_id, chunk, metrics if first else {}, name)
         if record.artifacts is not None and any(record.artifacts.iterdir()):
-            directory = str(record.artifacts)
-            # The run's own repository: client.log_artifacts would first re-read the run.
-            from mlflow.store.artifact.artifact_repository_registry import (
-                get_artifact_repository,
-            )
-
-            repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
-            call(
-                lambda: repo.log_artifacts(directory),  # type: ignore[no-untyped-call]
-                f"store the artifacts of model {record.name!r}",
-            )
+            self._upload(artifact_uri, record.artifacts, name)
         status = "FAILED" if record.failed else "FINISHED"  # RunStatus names
-        call(
-            lambda: self.client.set_terminated(run_id, status),
-            f"finish the run of model {record.name!r}",
-        )
+        what = f"finish the run of model {name!r}"
+        if self.rest is not None:
+            self.rest.finish_run(run_id, status, what)
+        else:
+            call(lambda: self.client.set_terminated(run_id, status), what)
         return LoggedRun(run_id, artifact_uri)
+
+    def _create_run(self, name: str, tags: Mapping[str, str]) -> tuple[str, str]:
+        what = f"create a run for model {name!r}"
+        if self.rest is not None:
+            return self.rest.create_run(self.experiment_id(), name, tags, what)
+        run = call(
+            lambda: self.client.create_run(self.experiment_id(), tags=dict(tags), run_name=name),
+            what,
+        )
+        return str(run.info.run_id), str(run.info.artifact_uri)
+
+    def _log_batch(
+        self, run_id: str, params: Mapping[str, str], metrics: Mapping[str, float], name: str
+    ) -> None:
+        what = f"log params and metrics of model {name!r}"
+        if self.rest is not None:
+            self.rest.log_batch(run_id, params, metrics, what)
+            return
+        from mlflow.entities import Metric, Param
+
+        now = int(datetime.now(UTC).timestamp() * 1000)
+        call(
+            lambda: self.client.log_batch(
+                run_id,
+                metrics=[Metric(k, v, now, 0) for k, v in metrics.items()],
+                params=[Param(k, v) for k, v in params.items()],
+            ),
+            what,
+        )
+
+    def _upload(self, artifact_uri: str, directory: Path, name: str) -> None:
+        what = f"store the artifacts of model {name!r}"
+        if self.rest is not None and self.rest.upload_artifacts(artifact_uri, directory, what):
+            return
+        # The run's own repository: client.log_artifacts would first re-read the run.
+        from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+        repo = get_artifact_repository(artifact_uri, tracking_uri=self.client.tracking_uri)
+        call(lambda: repo.log_artifacts(str(directory)), what)  # type: ignore[no-untyped-call]
 
     def _ensure_model(self, name: str, tags: Mapping[str, str]) -> bool:
         with self._lock:
             if name in self._known_models:
                 return False
         created = True
-        try:
-            call(
-                lambda: self.client.create_registered_model(name, tags=dict(tags)),
-                f"create registered model {name!r}",
-            )
-        except TrackingError as exc:
-            if "RESOURCE_ALREADY_EXISTS" not in _code(exc) and "already exists" not in str(exc):
-                raise
-            created = False
+        if self.rest is not None:
+            created = self.rest.create_registered_model(name, tags)
+        else:
+            try:
+                call(
+                    lambda: self.client.create_registered_model(name, tags=dict(tags)),
+                    f"create registered model {name!r}",
+                )
+            except TrackingError as exc:
+                if exc.code != "RESOURCE_ALREADY_EXISTS" and "already exists" not in str(exc):
+                    raise
+                created = False
         with self._lock:
             self._known_models.add(name)
         return created
@@ -283,36 +317,45 @@ class MlflowModelRegistry(ModelRegistry):
     ) -> int:
         """Create a version once, even when a retry follows a request the server did handle
         (it went down before answering): a retry first looks for the run's version."""
+        what = f"register a version of model {name!r}"
         attempts = 0
 
-        def create() -> Any:
+        def create() -> int:
             nonlocal attempts
             attempts += 1
             if attempts > 1 and run_id:
                 query = f"name = {quote_string(name)} AND run_id = {quote_string(run_id)}"
-                found = self.client.search_model_versions(filter_string=query)
-                if found:
-                    return found[0]
-            return self.client.create_model_version(
+                found = self._search_versions(query)
+                first = next(iter(found), None)
+                if first is not None:
+                    return first.version
+            if self.rest is not None:
+                return self.rest.create_model_version(name, source, run_id, tags, what)
+            created = self.client.create_model_version(
                 name, source, run_id=run_id, tags=dict(tags), await_creation_for=0
             )
+            return int(created.version)
 
-        return int(call(create, f"register a version of model {name!r}").version)
+        if self.rest is not None:  # its requests are not retried: retry here
+            return retry(create, transient=lambda e: isinstance(e, ServiceError), what=what)
+        return call(create, what)
 
     def _set_alias(self, name: str, alias: str, version: int) -> None:
+        what = f"give version {version} of model {name!r} the alias {alias!r}"
+        if self.rest is not None:
+            self.rest.set_alias(name, alias, version, what)
+            return
         writer = self._writer()
-        call(
-            lambda: writer.set_registered_model_alias(name, alias, str(version)),
-            f"give version {version} of model {name!r} the alias {alias!r}",
-        )
+        call(lambda: writer.set_registered_model_alias(name, alias, str(version)), what)
 
     def _set_model_tag(self, name: str, key: str, value: str) -> None:
-        what = "the alias history" if key == T.ALIAS_HISTORY else f"tag {key!r}"
+        tag = "the alias history" if key == T.ALIAS_HISTORY else f"tag {key!r}"
+        what = f"record {tag} of model {name!r}"
+        if self.rest is not None:
+            self.rest.set_model_tag(name, key, value, what)
+            return
         writer = self._writer()
-        call(
-            lambda: writer.set_registered_model_tag(name, key, value),
-            f"record {what} of model {name!r}",
-        )
+        call(lambda: writer.set_registered_model_tag(name, key, value), what)
 
     def _writer(self) -> Any:
         """Where alias and model-tag writes go: MlflowClient's own methods first read the whole
@@ -346,17 +389,6 @@ def _registered_model(rm: Any) -> RegisteredModel:
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text[:6000]
-
-
-def _code(exc: TrackingError) -> str:
-    cause = exc.__cause__
-    from mlflow.exceptions import MlflowException
-
-    return str(getattr(cause, "error_code", "")) if isinstance(cause, MlflowException) else ""
-
-
-def _not_found(exc: TrackingError) -> bool:
-    return "RESOURCE_DOES_NOT_EXIST" in _code(exc) or "not found" in str(exc).lower()
 
 
 def registry_for(config: Config) -> MlflowModelRegistry:

@@ -20,21 +20,26 @@ import base64
 import concurrent.futures as cf
 import json
 import math
+import mimetypes
 import os
+import time
 from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 from platform_kit import env
 from platform_kit.errors import ServiceError, TrackingError
 from platform_kit.retry import retry
+from platform_kit.tracking.client import HTTP_POOL, http_setting
 from platform_kit.tracking.registry import RegisteredModel, VersionInfo
 
 if TYPE_CHECKING:
     import requests
 
 API = "/api/2.0/mlflow"
-TIMEOUT = 60.0
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
+_PROXIED = "mlflow-artifacts:/"  # a run's artifacts under the server's own proxy (no host given)
 _SPLIT_FROM = 200  # registered models from which a search is read in pages asked for at once
 
 
@@ -50,6 +55,11 @@ class MlflowRest:
 
         self.uri = uri.rstrip("/")
         self.session = session or requests.Session()
+        self.timeout = float(http_setting("MLFLOW_HTTP_REQUEST_TIMEOUT"))
+        if session is None:
+            adapter = _adapter()
+            self.session.mount("http://", adapter)
+            self.session.mount("https://", adapter)
         user = os.environ.get("MLFLOW_TRACKING_USERNAME")
         password = os.environ.get(env.MLFLOW_TRACKING_PASSWORD)
         token = os.environ.get(env.MLFLOW_TRACKING_TOKEN)
@@ -67,18 +77,38 @@ class MlflowRest:
     def get(self, endpoint: str, params: Mapping[str, Any], what: str) -> dict[str, Any]:
         return self._send("GET", endpoint, what, params=dict(params))
 
-    def post(self, endpoint: str, body: Mapping[str, Any], what: str) -> dict[str, Any]:
-        return self._send("POST", endpoint, what, json=dict(body))
+    def post(
+        self, endpoint: str, body: Mapping[str, Any], what: str, *, attempts: int = 5
+    ) -> dict[str, Any]:
+        return self._send("POST", endpoint, what, attempts=attempts, json=dict(body))
 
-    def _send(self, method: str, endpoint: str, what: str, **kwargs: Any) -> dict[str, Any]:
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        what: str,
+        *,
+        attempts: int = 5,
+        upload: Path | None = None,
+        **kwargs: Any,
+    ) -> dict[str, Any]:
+        """One request, retried while the answer is transient. ``endpoint`` is under the
+        tracking API, or a path from the server's root when it starts with ``/``; ``upload``:
+        a file sent as the body (opened again for each attempt)."""
         import requests
 
+        url = f"{self.uri}{endpoint}" if endpoint.startswith("/") else f"{self.uri}{API}/{endpoint}"
+
         def once() -> dict[str, Any]:
-            response = self.session.request(
-                method, f"{self.uri}{API}/{endpoint}", timeout=TIMEOUT, **kwargs
-            )
+            if upload is None:
+                response = self.session.request(method, url, timeout=self.timeout, **kwargs)
+            else:
+                with upload.open("rb") as data:
+                    response = self.session.request(
+                        method, url, data=data, timeout=self.timeout, **kwargs
+                    )
             try:
-                body = response.json()
+                body = response.json() if response.content else {}
             except ValueError:
                 body = {}
             if response.ok:
@@ -90,13 +120,13 @@ class MlflowRest:
             if code in _TRANSIENT_CODES:
                 raise _Transient(code)
             reason = message or f"HTTP {response.status_code} {response.reason}"
-            raise TrackingError(f"MLflow refused to {what}: {reason}")
+            raise TrackingError(f"MLflow refused to {what}: {reason}", code=code)
 
         def transient(exc: BaseException) -> bool:
             return isinstance(exc, _Transient | requests.ConnectionError | requests.Timeout)
 
         try:
-            return retry(once, transient=transient, what=f"MLflow {what}")
+            return retry(once, transient=transient, what=f"MLflow {what}", attempts=attempts)
         except (_Transient, requests.RequestException) as exc:
             raise ServiceError(
                 f"MLflow is unreachable while trying to {what}",
@@ -179,6 +209,123 @@ class MlflowRest:
         ):
             yield version_info(item)
 
+    # -- single reads (None where MLflow answers RESOURCE_DOES_NOT_EXIST)
+
+    def registered_model(self, name: str) -> RegisteredModel | None:
+        found = self._found("registered-models/get", {"name": name}, f"read model {name!r}")
+        return registered_model(found["registered_model"]) if found else None
+
+    def model_version(self, name: str, version: int) -> VersionInfo | None:
+        what = f"read version {version} of model {name!r}"
+        found = self._found("model-versions/get", {"name": name, "version": str(version)}, what)
+        return version_info(found["model_version"]) if found else None
+
+    def version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
+        what = f"read the {alias} version of model {name!r}"
+        found = self._found("registered-models/alias", {"name": name, "alias": alias}, what)
+        return version_info(found["model_version"]) if found else None
+
+    def experiment_id(self, name: str) -> str | None:
+        what = f"read experiment {name!r}"
+        found = self._found("experiments/get-by-name", {"experiment_name": name}, what)
+        return str(found["experiment"]["experiment_id"]) if found else None
+
+    def _found(self, endpoint: str, params: Mapping[str, Any], what: str) -> dict[str, Any] | None:
+        try:
+            return self.get(endpoint, params, what)
+        except TrackingError as exc:
+            if not_found(exc):
+                return None
+            raise
+
+    # -- the writes of a training run
+
+    def create_experiment(self, name: str) -> str:
+        body = self.post("experiments/create", {"name": name}, f"create experiment {name!r}")
+        return str(body["experiment_id"])
+
+    def create_run(
+        self, experiment_id: str, run_name: str, tags: Mapping[str, str], what: str
+    ) -> tuple[str, str]:
+        """A new run (running): its id and artifact URI."""
+        body = {
+            "experiment_id": experiment_id,
+            "run_name": run_name,
+            "start_time": _now_ms(),
+            "user_id": tags.get("mlflow.user", "unknown"),  # as MLflow's client sends it
+            "tags": _key_values(tags),
+        }
+        info = self.post("runs/create", body, what)["run"]["info"]
+        return str(info["run_id"]), str(info["artifact_uri"])
+
+    def log_batch(
+        self, run_id: str, params: Mapping[str, str], metrics: Mapping[str, float], what: str
+    ) -> None:
+        now = _now_ms()
+        body = {
+            "run_id": run_id,
+            "params": _key_values(params),
+            "metrics": [
+                {"key": k, "value": _number(v), "timestamp": now, "step": 0}
+                for k, v in metrics.items()
+            ],
+        }
+        self.post("runs/log-batch", body, what)
+
+    def finish_run(self, run_id: str, status: str, what: str) -> None:
+        self.post("runs/update", {"run_id": run_id, "status": status, "end_time": _now_ms()}, what)
+
+    def upload_artifacts(self, artifact_uri: str, directory: Path, what: str) -> bool:
+        """Store every file under ``directory`` in the run's artifacts, through this server's
+        artifact proxy; False, with nothing sent, when the URI is not one this server proxies
+        (a bucket, another host) or MLflow's multipart uploads are on: MLflow's client does those.
+        """
+        if not artifact_uri.startswith(_PROXIED) or _truthy(
+            os.environ.get("MLFLOW_ENABLE_PROXY_MULTIPART_UPLOAD")
+        ):
+            return False
+        root = artifact_uri.removeprefix(_PROXIED).strip("/")
+        for path in sorted(p for p in directory.rglob("*") if p.is_file()):
+            relative = path.relative_to(directory).as_posix()
+            kind = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+            self._send(
+                "PUT",
+                f"/api/2.0/mlflow-artifacts/artifacts/{quote(f'{root}/{relative}')}",
+                what,
+                upload=path,
+                headers={"Content-Type": kind},
+            )
+        return True
+
+    def create_registered_model(self, name: str, tags: Mapping[str, str]) -> bool:
+        """False when the model exists already."""
+        body = {"name": name, "tags": _key_values(tags)}
+        try:
+            self.post("registered-models/create", body, f"create registered model {name!r}")
+        except TrackingError as exc:
+            if exc.code == "RESOURCE_ALREADY_EXISTS":
+                return False
+            raise
+        return True
+
+    def create_model_version(
+        self, name: str, source: str, run_id: str | None, tags: Mapping[str, str], what: str
+    ) -> int:
+        """One request, not retried: a retry must first look for the version the server may
+        have made (see the registry's ``_create_version``)."""
+        body = {"name": name, "source": source, "tags": _key_values(tags)}
+        if run_id:
+            body["run_id"] = run_id
+        answer = self.post("model-versions/create", body, what, attempts=1)
+        return int(answer["model_version"]["version"])
+
+    def set_alias(self, name: str, alias: str, version: int, what: str) -> None:
+        body = {"name": name, "alias": alias, "version": str(version)}
+        self.post("registered-models/alias", body, what)
+
+    def set_model_tag(self, name: str, key: str, value: str, what: str) -> None:
+        self.post("registered-models/set-tag", {"name": name, "key": key, "value": value}, what)
+
 
 def rest_reader(uri: str) -> MlflowRest | None:
     """A REST reader for ``uri``, or None where MLflow's client must do the reading."""
@@ -208,6 +355,44 @@ def registered_model(item: Mapping[str, Any]) -> RegisteredModel:
         aliases={k: int(v) for k, v in _pairs(item.get("aliases"), "alias", "version").items()},
         latest=max(latest, key=lambda v: v.version) if latest else None,
     )
+
+
+def _adapter() -> requests.adapters.HTTPAdapter:
+    """Connections retried as MLflow's own client retries them (the same ``MLFLOW_HTTP_REQUEST_*``
+    settings), so that a server restarting is ridden out alike; :meth:`MlflowRest._send` retries
+    whole requests on top, as :func:`~platform_kit.tracking.client.call` does for the client."""
+    from requests.adapters import HTTPAdapter
+    from urllib3.util.retry import Retry
+
+    retries = Retry(
+        total=int(http_setting("MLFLOW_HTTP_REQUEST_MAX_RETRIES")),
+        backoff_factor=float(http_setting("MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR")),
+        backoff_jitter=float(http_setting("MLFLOW_HTTP_REQUEST_BACKOFF_JITTER")),
+        status_forcelist=(429, 500, 502, 503, 504),
+        allowed_methods=None,  # POSTs too, as MLflow's client
+        raise_on_status=False,
+    )
+    return HTTPAdapter(pool_connections=HTTP_POOL, pool_maxsize=HTTP_POOL, max_retries=retries)
+
+
+def not_found(exc: TrackingError) -> bool:
+    """MLflow's "no such thing" (an alias nobody holds is INVALID_PARAMETER_VALUE there)."""
+    return exc.code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
+
+
+def _key_values(pairs: Mapping[str, str]) -> list[dict[str, str]]:
+    return [{"key": k, "value": v} for k, v in pairs.items()]
+
+
+def _number(value: float) -> float | str:
+    """A metric value as MLflow's JSON reads it: NaN and the infinities are strings there."""
+    if math.isfinite(value):
+        return value
+    return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
 
 
 def _offset_token(offset: int) -> str:

@@ -5,12 +5,18 @@ The local server has no login; the production-shaped one (infra/prod-up.sh) want
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pytest
 
 from platform_kit.errors import ServiceError, TrackingError
+from platform_kit.store import open_store
+from platform_kit.store.base import ChangeSet
 from platform_kit.tracking import rest as rest_module
 from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import mlflow_client
@@ -18,7 +24,10 @@ from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, _register
 from platform_kit.tracking.registry import RunRecord
 from platform_kit.tracking.rest import MlflowRest, rest_reader
 from tests.conftest import Services
+from tests.integration.test_train import CUSTOMERS, EXAMPLES, examples, write
 from tests.prod import ProdDeployment
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_rest_searches_read_what_the_client_reads(services: Services, tmp_path: Path) -> None:
@@ -93,3 +102,87 @@ def test_pages_asked_for_at_once_read_what_paging_one_by_one_reads(
     monkeypatch.setattr(rest_module, "_offset_token", lambda offset: real_token(offset + 1))
     assert names(3) == one_by_one
     assert [m.name for m in rest.registered_models(params["filter"], expected=300)] == one_by_one
+
+
+def test_rest_writes_record_what_the_client_writes(services: Services, tmp_path: Path) -> None:
+    """The same run and version, once written through REST and once through MLflow's client."""
+    client = mlflow_client(services.mlflow_uri)
+    out = tmp_path / "out"
+    (out / "model" / "sub").mkdir(parents=True)
+    (out / "model" / "weights.bin").write_bytes(bytes(range(256)) * 8)
+    (out / "model" / "sub" / "meta data.json").write_text('{"é": 1}')
+    params = {"lr": 0.1, "layers": [1, 2], "name": "x" * 7000}
+    metrics = {"accuracy": 0.75, "loss": float("nan"), "big": float("inf")}
+    written = {}
+    for how, rest in (("rest", rest_reader(services.mlflow_uri)), ("client", None)):
+        project = f"w-{how}-{uuid.uuid4().hex[:8]}"
+        registry = MlflowModelRegistry(client, project=project, experiment=project, rest=rest)
+        name = f"{project}-m"
+        run_id, uri = registry.log_run(RunRecord(name, {"model.name": name}, params, metrics, out))
+        version = registry.register_new(
+            name, run_id, f"{uri}/model", {"model.name": name}, promote="first"
+        )
+        assert version == 1
+        run = client.get_run(run_id)
+        files = sorted(
+            f.path
+            for f in client.list_artifacts(run_id, "model")
+            + client.list_artifacts(run_id, "model/sub")
+        )
+        mv = client.get_model_version(name, "1")
+        model = client.get_registered_model(name)
+        record = {
+            "status": run.info.status,
+            "run_name": run.info.run_name,
+            "ended": run.info.end_time >= run.info.start_time > 0,
+            "params": run.data.params,
+            "metrics": {k: repr(v) for k, v in run.data.metrics.items()},
+            "tags": {
+                k: v for k, v in run.data.tags.items() if k not in (T.PROJECT, "mlflow.runName")
+            },
+            "files": files,
+            "source": mv.source.replace(run_id, "RUN").replace(run.info.experiment_id, "EXP"),
+            "version tags": {k: v for k, v in mv.tags.items() if k != T.PROJECT},
+            "aliases": model.aliases,
+            "model tags": sorted(model.tags),
+        }
+        written[how] = json.dumps(record, sort_keys=True).replace(project, "P")
+        local = Path(client.download_artifacts(run_id, "model", str(tmp_path / how)))
+        assert (local / "weights.bin").read_bytes() == (out / "model" / "weights.bin").read_bytes()
+        assert (local / "sub" / "meta data.json").read_text() == '{"é": 1}'
+    assert written["rest"] == written["client"]
+
+
+def test_train_through_rest_imports_no_mlflow(services: Services, tmp_path: Path) -> None:
+    """A train whose server speaks REST never pays mlflow's second of import."""
+    database = f"t{uuid.uuid4().hex[:10]}"
+    config = write(tmp_path / "proj", services, database, epochs=1)
+    store = open_store(config)
+    store.create_database()
+    store.commit_changes(
+        "main",
+        [
+            ChangeSet("customers", CUSTOMERS, inserts=[{"customer_id": "acme", "active": True}]),
+            ChangeSet("examples", EXAMPLES, inserts=examples("acme", 20)),
+        ],
+        "initial data",
+    )
+    probe = (
+        "import sys\n"
+        "from platform_kit.cli import main\n"
+        "sys.argv = ['platform-kit', 'train', '--json']\n"
+        "try:\n"
+        "    main()\n"
+        "finally:\n"
+        "    print('MLFLOW', 'mlflow' in sys.modules)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=config.root,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert '"trained": 1' in done.stdout, done.stderr[-2000:]
+    assert "MLFLOW False" in done.stdout

@@ -31,11 +31,19 @@ from training.intent import train as train_intent
 
 def mlflow_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistry:
     services: Services = request.getfixturevalue("services")
-    return MlflowModelRegistry(  # as Project builds it: searches through REST
+    return MlflowModelRegistry(  # as Project builds it: through REST
         mlflow_client(services.mlflow_uri),
         project=project,
         experiment=project,
         rest=rest_reader(services.mlflow_uri),
+    )
+
+
+def mlflow_client_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistry:
+    """Every call through MLflow's client: the kit's way under an MLFLOW_TRACKING_AUTH plugin."""
+    services: Services = request.getfixturevalue("services")
+    return MlflowModelRegistry(
+        mlflow_client(services.mlflow_uri), project=project, experiment=project
     )
 
 
@@ -45,6 +53,7 @@ def memory_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistr
 
 BACKENDS: dict[str, Callable[[pytest.FixtureRequest, str], ModelRegistry]] = {
     "mlflow": mlflow_backend,
+    "mlflow-client": mlflow_client_backend,
     "memory": memory_backend,
 }
 
