@@ -144,10 +144,10 @@ class Project:
 
     @cached_property
     def mlflow_rest(self) -> MlflowRest | None:
-        """The REST reader for the bulk searches (None where MLflow's client must read)."""
-        from platform_kit.tracking.rest import rest_reader
+        """MLflow's REST API (None where MLflow's client must be used: see tracking/rest.py)."""
+        from platform_kit.tracking.rest import rest_api
 
-        return rest_reader(self.mlflow_uri)
+        return rest_api(self.mlflow_uri)
 
     @cached_property
     def store(self) -> Store:

@@ -1,6 +1,8 @@
 """The model registry on MLflow: runs in the project's experiment, versions in its registry.
 
-Every call goes through :func:`platform_kit.tracking.client.call` (retries, error translation).
+Where the server speaks plain REST (:mod:`platform_kit.tracking.rest`), calls go through it;
+otherwise through MLflow's client, each call in :func:`platform_kit.tracking.client.call`
+(retries, error translation). Both paths write the same records.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ from platform_kit.tracking.registry import (
     RunRecord,
     VersionInfo,
 )
-from platform_kit.tracking.rest import MlflowRest, not_found, rest_reader
+from platform_kit.tracking.rest import MlflowRest, not_found, rest_api
 
 if TYPE_CHECKING:  # mlflow takes a second to import: searches through REST need none of it
     from mlflow.tracking import MlflowClient
@@ -56,7 +58,7 @@ class MlflowModelRegistry(ModelRegistry):
     ) -> None:
         super().__init__(project=project, alias=alias)
         self.client = client
-        self.rest = rest  # where set, the bulk searches read plain JSON through it
+        self.rest = rest  # where set, searches, single reads and train's writes go through it
         self.experiment = experiment
         self._experiment_id: str | None = None
         self._known_models: set[str] = set()
@@ -69,7 +71,7 @@ class MlflowModelRegistry(ModelRegistry):
         """The registry of a project on the MLflow server at ``tracking_uri``."""
         return cls(
             lazy_client(tracking_uri),
-            rest=rest_reader(tracking_uri),
+            rest=rest_api(tracking_uri),
             project=config.project,
             experiment=config.mlflow.experiment,
             alias=config.release.alias if config.release else "production",

@@ -1,17 +1,19 @@
-"""MLflow's REST API for the kit's bulk reads, without importing mlflow.
+"""MLflow's REST API in plain JSON, without importing mlflow: the kit's searches and single
+reads, and what ``train`` writes.
 
-Importing mlflow takes about a second, and its client turns every search answer into protobuf
-objects (a second more for 1,000 models). A command whose answer is two searches, such as
-``release build`` finding its release already pushed, should not pay that. The REST API
-(``/api/2.0/mlflow/...``) is MLflow's public, versioned interface; the searches here are read as
-plain JSON.
+Importing mlflow takes about a second, and its client turns every answer into protobuf objects
+(a second more for a search of 1,000 models) and spends a third more CPU per request. A command
+whose answer is two searches, such as ``release build`` finding its release already pushed,
+should not pay that, nor should a ``train`` of a few models. The REST API
+(``/api/2.0/mlflow/...``, and ``/api/2.0/mlflow-artifacts/...`` for the server's artifact
+proxy) is MLflow's public, versioned interface.
 
 Credentials and TLS come from the environment MLflow's own client reads:
 ``MLFLOW_TRACKING_USERNAME``/``MLFLOW_TRACKING_PASSWORD`` (basic auth), ``MLFLOW_TRACKING_TOKEN``
 (bearer), ``MLFLOW_TRACKING_INSECURE_TLS``, ``MLFLOW_TRACKING_SERVER_CERT_PATH`` and
-``MLFLOW_TRACKING_CLIENT_CERT_PATH``. Under any other auth (an ``MLFLOW_TRACKING_AUTH`` plugin),
-or for a URI that is not http(s), :func:`rest_reader` answers None and the callers read through
-MLflow's client.
+``MLFLOW_TRACKING_CLIENT_CERT_PATH``; retries from its ``MLFLOW_HTTP_REQUEST_*`` settings. Under
+any other auth (an ``MLFLOW_TRACKING_AUTH`` plugin), or for a URI that is not http(s),
+:func:`rest_api` answers None and the callers go through MLflow's client.
 """
 
 from __future__ import annotations
@@ -327,8 +329,8 @@ class MlflowRest:
         self.post("registered-models/set-tag", {"name": name, "key": key, "value": value}, what)
 
 
-def rest_reader(uri: str) -> MlflowRest | None:
-    """A REST reader for ``uri``, or None where MLflow's client must do the reading."""
+def rest_api(uri: str) -> MlflowRest | None:
+    """The REST API of the server at ``uri``, or None where MLflow's client must be used."""
     if not uri.startswith(("http://", "https://")) or os.environ.get("MLFLOW_TRACKING_AUTH"):
         return None
     return MlflowRest(uri)

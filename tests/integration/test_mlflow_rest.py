@@ -22,7 +22,7 @@ from platform_kit.tracking import tags as T
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry, _registered_model
 from platform_kit.tracking.registry import RunRecord
-from platform_kit.tracking.rest import MlflowRest, rest_reader
+from platform_kit.tracking.rest import MlflowRest, rest_api
 from tests.conftest import Services
 from tests.integration.test_train import CUSTOMERS, EXAMPLES, examples, write
 from tests.prod import ProdDeployment
@@ -43,7 +43,7 @@ def test_rest_searches_read_what_the_client_reads(services: Services, tmp_path: 
         if i == 0:
             registry.promote(name, version)
     query = f"tags.`{T.PROJECT}` = '{project}'"
-    rest = rest_reader(services.mlflow_uri)
+    rest = rest_api(services.mlflow_uri)
     assert rest is not None
     by_client = sorted(
         (_registered_model(m) for m in client.search_registered_models(query)),
@@ -114,7 +114,7 @@ def test_rest_writes_record_what_the_client_writes(services: Services, tmp_path:
     params = {"lr": 0.1, "layers": [1, 2], "name": "x" * 7000}
     metrics = {"accuracy": 0.75, "loss": float("nan"), "big": float("inf")}
     written = {}
-    for how, rest in (("rest", rest_reader(services.mlflow_uri)), ("client", None)):
+    for how, rest in (("rest", rest_api(services.mlflow_uri)), ("client", None)):
         project = f"w-{how}-{uuid.uuid4().hex[:8]}"
         registry = MlflowModelRegistry(client, project=project, experiment=project, rest=rest)
         name = f"{project}-m"

@@ -23,7 +23,7 @@ from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.memory_registry import KNOWN_DIFFERENCES, MemoryModelRegistry
 from platform_kit.tracking.mlflow_registry import MlflowModelRegistry
 from platform_kit.tracking.registry import ModelRegistry, RunRecord
-from platform_kit.tracking.rest import rest_reader
+from platform_kit.tracking.rest import rest_api
 from tests.conftest import Services
 from training.bow import BowModel
 from training.intent import train as train_intent
@@ -35,7 +35,7 @@ def mlflow_backend(request: pytest.FixtureRequest, project: str) -> ModelRegistr
         mlflow_client(services.mlflow_uri),
         project=project,
         experiment=project,
-        rest=rest_reader(services.mlflow_uri),
+        rest=rest_api(services.mlflow_uri),
     )
 
 
