@@ -70,8 +70,16 @@ def test_rest_reads_with_the_runners_credentials(
 ) -> None:
     for key in ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD"):
         monkeypatch.setenv(key, prod_deployment.env[key])
-    assert list(MlflowRest(prod_deployment.mlflow_uri).registered_models("name = 'none'")) == []
+    rest = MlflowRest(prod_deployment.mlflow_uri)
+    assert list(rest.registered_models("name = 'none'")) == []
+    name = f"rest-write-{uuid.uuid4().hex[:8]}"
+    assert rest.create_registered_model(name, {T.PROJECT: "rest-write"})
+    assert not rest.create_registered_model(name, {T.PROJECT: "rest-write"})  # exists: False
+    found = rest.registered_model(name)
+    assert found is not None and found.tags == {T.PROJECT: "rest-write"}
     monkeypatch.setenv("MLFLOW_TRACKING_PASSWORD", "wrong")
+    with pytest.raises(TrackingError, match="MLflow refused to create registered model"):
+        MlflowRest(prod_deployment.mlflow_uri).create_registered_model(f"{name}-2", {})
     with pytest.raises(TrackingError, match="MLflow refused to search registered models"):
         list(MlflowRest(prod_deployment.mlflow_uri).registered_models("name = 'none'"))
 
