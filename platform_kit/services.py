@@ -188,9 +188,12 @@ def _start_mlflow(config: Config, logs: Path, port: int) -> dict[str, Any]:
         "2",
         # Gunicorn serves MLflow's Flask app directly: half the CPU per request of the default
         # (uvicorn and FastAPI around the same app), and the kit uses no FastAPI-only route.
-        # Threads: train's loggers and a release's readers send requests at once.
+        # Sync workers, one request each: a busy worker accepts no connection, so two requests
+        # sent at once (a snapshot's two searches, pages read ahead) always run on both cores;
+        # threaded workers could take both into one process and its one GIL. The timeout lets a
+        # large artifact upload finish.
         "--gunicorn-opts",
-        "--threads 4",
+        "--timeout 600",
     ]
     # The kit uses no MLflow server jobs (GenAI evaluation); skipping them saves five processes.
     # Nor its usage telemetry (an event per request, sent to the internet).
