@@ -232,8 +232,8 @@ class TrainRun:
         self.target = target
         self.progress = progress
         progress.start(len(target.models))
-        snapshot = snapshot or registry.snapshot()
         names = {m.name for m in target.models}
+        snapshot = snapshot or registry.snapshot(names)
         self.versions = {n: v for n, v in snapshot.versions.items() if n in names}
         self.recorded = as_recorded(self.versions)
         self.aliases = snapshot.states

@@ -87,12 +87,14 @@ class MemoryModelRegistry(ModelRegistry):
             ]
         yield from found
 
-    def _models(self, expected: int = 0) -> Iterator[RegisteredModel]:
+    def _models(
+        self, names: set[str] | None = None, expected: int = 0
+    ) -> Iterator[RegisteredModel]:
         with self._lock:
             found = [
                 _registered(name, m)
                 for name, m in self._models_by_name.items()
-                if self._mine(m.tags)
+                if self._mine(m.tags) and (names is None or name in names)
             ]
         yield from found
 

@@ -36,6 +36,7 @@ if TYPE_CHECKING:  # mlflow takes a second to import: searches through REST need
     from mlflow.tracking import MlflowClient
 
 _PARAMS_PER_BATCH = 100
+_NAMES_IN_FILTER = 100  # up to this many names, a search names them (MLflow's `name IN (...)`)
 _SUPPRESS_URL = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
 
 
@@ -79,12 +80,19 @@ class MlflowModelRegistry(ModelRegistry):
 
     # -- reading
 
-    def _project_filter(self) -> str:
-        return f"tags.`{T.PROJECT}` = {quote_string(self.project)}"
+    def _project_filter(self, names: set[str] | None = None) -> str:
+        """This project's models; only ``names`` when they are few (a search of a shard's models
+        then reads those, not every model of a large project)."""
+        mine = f"tags.`{T.PROJECT}` = {quote_string(self.project)}"
+        if names is None or len(names) > _NAMES_IN_FILTER:
+            return mine
+        return f"{mine} AND name IN ({', '.join(quote_string(n) for n in sorted(names))})"
 
     def _versions(self, names: set[str] | None) -> Iterator[VersionInfo]:
         seen: set[str] = set()
-        for info in self._search_versions(self._project_filter()):
+        if names is not None and not names:
+            return
+        for info in self._search_versions(self._project_filter(names)):
             if names is None or info.name in names:
                 seen.add(info.name)
                 yield info
@@ -108,8 +116,12 @@ class MlflowModelRegistry(ModelRegistry):
             if not token:
                 return
 
-    def _models(self, expected: int = 0) -> Iterator[RegisteredModel]:
-        for model in self._search_models(self._project_filter(), expected):
+    def _models(
+        self, names: set[str] | None = None, expected: int = 0
+    ) -> Iterator[RegisteredModel]:
+        if names is not None and not names:
+            return
+        for model in self._search_models(self._project_filter(names), expected):
             with self._lock:
                 self._known_models.add(model.name)
             yield model

@@ -267,15 +267,21 @@ class ModelRegistry(ABC):
             found.sort(key=lambda v: v.version)
         return out
 
-    def alias_states(self) -> dict[str, AliasState]:
-        """Model name -> its alias state, for every registered model of this project."""
-        return {m.name: self._state_of(m) for m in self._models()}
+    def alias_states(self, names: Collection[str] | None = None) -> dict[str, AliasState]:
+        """Model name -> its alias state, for every registered model of this project (or of
+        ``names``)."""
+        wanted = set(names) if names is not None else None
+        return {
+            m.name: self._state_of(m)
+            for m in self._models(wanted)
+            if wanted is None or m.name in wanted
+        }
 
     def snapshot(self, names: Collection[str] | None = None) -> RegistrySnapshot:
         """:meth:`versions` and :meth:`alias_states` together; the two searches run side by
         side, since each waits mostly on the server (seconds at 1,000 models)."""
         with ThreadPoolExecutor(1) as pool:
-            states = pool.submit(self.alias_states)
+            states = pool.submit(self.alias_states, names)
             versions = self.versions(names)
             return RegistrySnapshot(versions, states.result())
 
@@ -325,9 +331,9 @@ class ModelRegistry(ABC):
         A model or version the searches do not show (made outside the kit, without the project
         tag) is asked for on its own, so the answer is the same as production()'s.
         """
+        found: dict[str, VersionInfo | None] = {}
         if snapshot is None:
-            found: dict[str, VersionInfo | None] = {}
-            models = {m.name: m for m in self._models(expected=len(names))}
+            models = {m.name: m for m in self._models(set(names), expected=len(names))}
             for name in names:
                 model = models.get(name)
                 current = model.aliases.get(self.alias) if model else None
@@ -342,6 +348,9 @@ class ModelRegistry(ABC):
             snapshot = self.snapshot(unsure)
         out: dict[str, VersionInfo | None] = {}
         for name in names:
+            if name in found:
+                out[name] = found[name]
+                continue
             state = snapshot.states.get(name)
             info = snapshot.holding(name)
             if info is None and (state is None or state.current is not None):
@@ -539,8 +548,11 @@ class ModelRegistry(ABC):
         filtered out)."""
 
     @abstractmethod
-    def _models(self, expected: int = 0) -> Iterable[RegisteredModel]:
-        """This project's registered models (``expected``: about how many, a hint for paging)."""
+    def _models(
+        self, names: set[str] | None = None, expected: int = 0
+    ) -> Iterable[RegisteredModel]:
+        """This project's registered models (at least those of ``names``, when given;
+        ``expected``: about how many, a hint for paging)."""
 
     @abstractmethod
     def _model(self, name: str) -> RegisteredModel | None:

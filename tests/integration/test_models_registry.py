@@ -18,6 +18,7 @@ import pytest
 
 from platform_kit.errors import UsageError
 from platform_kit.plan_inputs import recorded_versions
+from platform_kit.tracking import mlflow_registry as mlflow_registry_module
 from platform_kit.tracking import registry as registry_module
 from platform_kit.tracking.client import mlflow_client
 from platform_kit.tracking.memory_registry import KNOWN_DIFFERENCES, MemoryModelRegistry
@@ -299,3 +300,24 @@ def test_productions_reads_in_bulk_what_production_reads_one_by_one(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(registry_module, "_ASK_ONE_BY_ONE", 0)
         assert registry.productions([*names, missing]) == bulk
+
+
+def test_a_snapshot_of_some_models_is_the_whole_one_cut_to_them(
+    registry: ModelRegistry, tmp_path: Path
+) -> None:
+    """A shard's train reads its own models only (MLflow: a search naming them)."""
+    names = [f"{registry.project}-s{i}" for i in range(3)]
+    for name in names:
+        new_version(registry, name, tmp_path)
+    registry.promote(names[0], 1)
+    whole = registry.snapshot()
+    wanted = [names[0], names[2], f"{registry.project}-never-registered"]
+    part = registry.snapshot(wanted)
+    assert part.versions == {n: whole.versions[n] for n in wanted if n in whole.versions}
+    assert part.states == {n: whole.states[n] for n in wanted if n in whole.states}
+    empty = registry.snapshot([])
+    assert (empty.versions, empty.states) == ({}, {})
+    with pytest.MonkeyPatch.context() as patch:  # past the names a search may carry: filtered
+        patch.setattr(mlflow_registry_module, "_NAMES_IN_FILTER", 1)
+        again = registry.snapshot(wanted)
+    assert (again.versions, again.states) == (part.versions, part.states)
