@@ -32,7 +32,7 @@ from platform_kit.tracking.registry import (
 )
 from platform_kit.tracking.rest import MlflowRest, not_found, rest_api
 
-if TYPE_CHECKING:  # mlflow takes a second to import: searches through REST need none of it
+if TYPE_CHECKING:  # mlflow takes a second to import: calls through REST need none of it
     from mlflow.tracking import MlflowClient
 
 _PARAMS_PER_BATCH = 100
