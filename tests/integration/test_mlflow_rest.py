@@ -1,4 +1,4 @@
-"""The REST reader (platform_kit.tracking.rest) reads what MLflow's client reads, on real servers.
+"""The REST path (platform_kit.tracking.rest) reads and writes what MLflow's client does, on real servers.
 
 The local server has no login; the production-shaped one (infra/prod-up.sh) wants basic auth.
 """
