@@ -227,6 +227,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds")
 
 
+def _check_version_of(name: str, source: str) -> None:
+    """A version to register needs a model name and a source (its artifacts' URI)."""
+    _check_name(name)
+    if not source:
+        raise UsageError(f"a version of model {name!r} needs a source (its artifacts' URI)")
+
+
 def _check_name(name: str) -> None:
     if not isinstance(name, str) or not name:
         raise UsageError(f"a model name must be a non-empty string, not {name!r}")
@@ -412,9 +419,7 @@ class ModelRegistry(ABC):
             promote: give the new version the alias, with this reason.
             state: the alias state read before (saves a call when promoting).
         """
-        _check_name(name)
-        if not source:
-            raise UsageError(f"a version of model {name!r} needs a source (its artifacts' URI)")
+        _check_version_of(name, source)
         history = None
         if (
             promote is not None
@@ -436,9 +441,7 @@ class ModelRegistry(ABC):
 
         It saves reading the state of a model this run has not seen yet: creating it is the test.
         """
-        _check_name(name)
-        if not source:
-            raise UsageError(f"a version of model {name!r} needs a source (its artifacts' URI)")
+        _check_version_of(name, source)
         history = [AliasMove(1, AliasAction.PROMOTE, _now(), promote)]
         if not self._ensure_model(name, self._model_tags(history)):
             return None
