@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import sqlite3
 from pathlib import Path
 
 import mysql.connector
@@ -41,6 +43,7 @@ def test_up_twice_status_down_and_restart_keeps_data(project: Config) -> None:
         conn.cursor().execute("CREATE DATABASE keepme")
         conn.close()
         MlflowClient(endpoints.mlflow_uri(project)).create_experiment("kept-experiment")
+        database = project.state_dir / "mlflow" / "mlflow.db"
 
         assert sorted(svc.services_down(project)) == ["dolt", "mlflow"]
         assert [s.detail for s in endpoints.services_status(project)] == [
@@ -49,7 +52,12 @@ def test_up_twice_status_down_and_restart_keeps_data(project: Config) -> None:
         ]
         assert svc.services_down(project) == []  # nothing left to stop
 
+        # A database from before WAL mode (or set back by hand) is put in it on the next start.
+        assert _journal_mode(database) == "wal"
+        with contextlib.closing(sqlite3.connect(database)) as db:
+            db.execute("PRAGMA journal_mode=DELETE")
         svc.services_up(project)
+        assert _journal_mode(database) == "wal"
         endpoint = endpoints.dolt_endpoint(project)
         conn = mysql.connector.connect(host=endpoint.host, port=endpoint.port, user="root")
         cur = conn.cursor()
@@ -59,6 +67,11 @@ def test_up_twice_status_down_and_restart_keeps_data(project: Config) -> None:
         assert MlflowClient(endpoints.mlflow_uri(project)).get_experiment_by_name("kept-experiment")
     finally:
         svc.services_down(project)
+
+
+def _journal_mode(database: Path) -> str:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        return str(db.execute("PRAGMA journal_mode").fetchone()[0])
 
 
 def test_external_servers_are_never_started(tmp_path: Path, services: Services) -> None:
