@@ -13,6 +13,12 @@ banner() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 if [ -f "$config" ]; then "$KIT" --config "$config" services down >/dev/null 2>&1 || true; fi
 rm -rf "$WORK" && mkdir -p "$WORK"
 cp examples/platform.yaml "$WORK"/ && cp -r examples/sheets "$WORK"/sheets
+# Each demo starts a fresh MLflow, so its versions restart at 1 and its release tags (the MD5 of
+# {model: version}) come again. The registry outlives the demo and the kit never overwrites a
+# tag with other content: each run pushes to a repository of its own.
+repository="127.0.0.1:5000/intent-adapters-demo-$(date -u +%Y%m%d%H%M%S)"
+sed -i "s#^  image: 127.0.0.1:5000/intent-adapters\$#  image: $repository#" "$config"
+grep -q "^  image: $repository\$" "$config" || { echo "demo: no release.image to replace in $config" >&2; exit 1; }
 
 banner "phase 1: the analysts' first export ($(ls "$WORK"/sheets | tr '\n' ' '))"
 "$KIT" --config "$config" run --json >"$WORK/run1.json"
