@@ -253,9 +253,16 @@ class DoltStore(Store):
             return existing[name]
         commit = self.resolve(start_point)
         with self._cursor(self._db()) as cur:
-            cur.execute("CALL DOLT_BRANCH(%s, %s)", (name, commit))
-            cur.fetchall()
-        return commit
+            try:
+                cur.execute("CALL DOLT_BRANCH(%s, %s)", (name, commit))
+                cur.fetchall()
+            except mysql.connector.Error as exc:
+                if "already exists" not in str(exc.msg).lower():
+                    raise
+            else:
+                return commit
+        # Another writer created it since the check above: left as is, like any existing one.
+        return self._branches()[name]
 
     def _resolve(self, ref: str) -> str:
         # dolt_hashof() accepts a full hash, but checking it exists needs a read (once: a

@@ -314,6 +314,23 @@ def test_branches_changes_and_diff(store: Store) -> None:
     assert store.diff("main", "main") == [] and store.changed_tables(base, base) == []
 
 
+def test_a_branch_another_writer_created_meanwhile_is_left_as_is(
+    backend: Backend, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store, base = backend.store, seed(backend.store)
+    other = backend.reopen()
+    other.create_branch("sheets/t", "main")
+    theirs = other.commit_changes("sheets/t", [ChangeSet("t", SCHEMA, inserts=[row(8)])], "theirs")
+    # This writer looked before the other one created the branch (two syncs of one sheet at once).
+    real, stale = store._branches, [True]
+    monkeypatch.setattr(store, "_branches", lambda: {} if stale and stale.pop() else real())
+    assert store.create_branch("sheets/t", "main") == theirs
+    with pytest.raises(StoreError, match="moved"):  # what the sync that lost is then told
+        store.commit_changes(
+            "sheets/t", [ChangeSet("t", SCHEMA, inserts=[row(9)])], "mine", expected_head=base
+        )
+
+
 def test_expected_head_guards_concurrent_writers(store: Store) -> None:
     base = seed(store)
     store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=[row(8)])], "someone else")
