@@ -228,7 +228,13 @@ class DoltStore(Store):
         # not run it at all, even with IF NOT EXISTS.
         if not self._database_exists(self.database):
             if self.remote is not None:
-                self._clone(self.remote)
+                try:
+                    self._clone(self.remote)
+                except StoreError:
+                    if not self._database_exists(self.database):
+                        raise
+                    # Another writer cloned it since the check above: kept, like any clone.
+                    self._add_origin(self.remote)
                 return
             with self._cursor(None) as cur:
                 cur.execute(f"CREATE DATABASE IF NOT EXISTS {_q(self.database)}")

@@ -138,6 +138,26 @@ def test_create_database_clones_the_remote(pair: Pair) -> None:
     assert pair.clone.fetch()["main"] == head
 
 
+def test_a_clone_another_writer_made_meanwhile_is_kept(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two first runs at once on one server: the one that looked first and cloned second."""
+    head = pair.origin.resolve("main")
+    assert pair.clone.remote is not None
+    late = pair.make_clone(pair.clone.remote)
+    stale = [True]
+    real: Callable[[str], bool] = getattr(late, "_database_exists", lambda name: True)
+    monkeypatch.setattr(  # the in-memory store has no such check to be stale: a no-op there
+        late,
+        "_database_exists",
+        lambda name: False if stale and stale.pop() else real(name),
+        raising=False,
+    )
+    late.create_database()
+    assert late.resolve("main") == head
+    assert late.fetch()["main"] == head
+
+
 def test_push_a_data_branch(pair: Pair) -> None:
     pair.clone.create_branch("sheets/s", "main")
     commit = pair.clone.commit_changes("sheets/s", change("b"), "sync s")
