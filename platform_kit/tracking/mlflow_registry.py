@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import os
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -30,7 +30,7 @@ from platform_kit.tracking.registry import (
     RunRecord,
     VersionInfo,
 )
-from platform_kit.tracking.rest import MlflowRest, not_found, rest_api
+from platform_kit.tracking.rest import MlflowRest, or_none, rest_api
 
 if TYPE_CHECKING:  # mlflow takes a second to import: calls through REST need none of it
     from mlflow.tracking import MlflowClient
@@ -146,43 +146,28 @@ class MlflowModelRegistry(ModelRegistry):
     def _model(self, name: str) -> RegisteredModel | None:
         if self.rest is not None:
             return self.rest.registered_model(name)
-        try:
-            rm = call(
-                lambda: self.client.get_registered_model(name), f"read registered model {name!r}"
-            )
-        except TrackingError as exc:
-            if not_found(exc):
-                return None
-            raise
-        return _registered_model(rm)
+        rm = _read_or_none(
+            lambda: self.client.get_registered_model(name), f"read registered model {name!r}"
+        )
+        return None if rm is None else _registered_model(rm)
 
     def _version(self, name: str, version: int) -> VersionInfo | None:
         if self.rest is not None:
             return self.rest.model_version(name, version)
-        try:
-            mv = call(
-                lambda: self.client.get_model_version(name, str(version)),
-                f"read version {version} of model {name!r}",
-            )
-        except TrackingError as exc:
-            if not_found(exc):
-                return None
-            raise
-        return _version_info(mv)
+        mv = _read_or_none(
+            lambda: self.client.get_model_version(name, str(version)),
+            f"read version {version} of model {name!r}",
+        )
+        return None if mv is None else _version_info(mv)
 
     def _version_by_alias(self, name: str, alias: str) -> VersionInfo | None:
         if self.rest is not None:
             return self.rest.version_by_alias(name, alias)
-        try:
-            mv = call(
-                lambda: self.client.get_model_version_by_alias(name, alias),
-                f"read the {alias} version of model {name!r}",
-            )
-        except TrackingError as exc:
-            if not_found(exc):
-                return None
-            raise
-        return _version_info(mv)
+        mv = _read_or_none(
+            lambda: self.client.get_model_version_by_alias(name, alias),
+            f"read the {alias} version of model {name!r}",
+        )
+        return None if mv is None else _version_info(mv)
 
     def _runs(self, tags: Mapping[str, str]) -> Iterator[RunInfo]:
         query = " and ".join(
@@ -403,6 +388,11 @@ def _registered_model(rm: Any) -> RegisteredModel:
 def _param_value(value: Any) -> str:
     text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
     return text[:6000]
+
+
+def _read_or_none(read: Callable[[], Any], what: str) -> Any:
+    """A read through MLflow's client (:func:`call`), None where there is no such thing."""
+    return or_none(lambda: call(read, what))
 
 
 def registry_for(config: Config) -> MlflowModelRegistry:

@@ -25,9 +25,9 @@ import math
 import mimetypes
 import os
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote
 
 from platform_kit import env
@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
 API = "/api/2.0/mlflow"
 _TRANSIENT_CODES = {"TEMPORARILY_UNAVAILABLE", "INTERNAL_ERROR", "REQUEST_LIMIT_EXCEEDED"}
+T = TypeVar("T")
 _PROXIED = "mlflow-artifacts:/"  # a run's artifacts under the server's own proxy (no host given)
 _SPLIT_FROM = 200  # registered models from which a search is read in pages asked for at once
 
@@ -233,12 +234,7 @@ class MlflowRest:
         return str(found["experiment"]["experiment_id"]) if found else None
 
     def _found(self, endpoint: str, params: Mapping[str, Any], what: str) -> dict[str, Any] | None:
-        try:
-            return self.get(endpoint, params, what)
-        except TrackingError as exc:
-            if not_found(exc):
-                return None
-            raise
+        return or_none(lambda: self.get(endpoint, params, what))
 
     # -- the writes of a training run
 
@@ -380,6 +376,16 @@ def _adapter() -> requests.adapters.HTTPAdapter:
 def not_found(exc: TrackingError) -> bool:
     """MLflow's "no such thing" (an alias nobody holds is INVALID_PARAMETER_VALUE there)."""
     return exc.code == "RESOURCE_DOES_NOT_EXIST" or "not found" in str(exc).lower()
+
+
+def or_none(read: Callable[[], T]) -> T | None:
+    """What ``read`` answers, or None where MLflow says there is no such thing."""
+    try:
+        return read()
+    except TrackingError as exc:
+        if not_found(exc):
+            return None
+        raise
 
 
 def _key_values(pairs: Mapping[str, str]) -> list[dict[str, str]]:
