@@ -109,15 +109,13 @@ def _read_batch(store: Store, models: list[Model], commit: str) -> Iterator[Mode
     params = {f"{BATCH_KEY}{i}": values[k] for i, k in enumerate(keys)}
     sql = rewrite.template.replace("{keys}", ", ".join(f"%({name})s" for name in params))
     try:
-        found = store.query(sql, params, commit)
+        found = store.query_groups(sql, params, commit, BATCH_KEY)
     except PlatformKitError as exc:
         for model in models:
             yield ModelRows(model, None, exc)
         return
     grouped: dict[str, list[Row]] = {k: [] for k in keys}
-    for row in found:
-        value = row.pop(BATCH_KEY)
-        key = value if type(value) is str else value_key(value)  # value_key(str) is itself
-        grouped.setdefault(key, []).append(row)
+    for value, rows in found:
+        grouped.setdefault(value_key(value), []).extend(rows)
     for model in models:
         yield ModelRows(model, grouped.get(value_key(model.query_params[rewrite.field]), []))

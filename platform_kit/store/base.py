@@ -149,6 +149,13 @@ class Store(ABC):
         """Run a read-only query against the database as of ``ref`` (values as parameters)."""
         return self._query(sql, dict(params or {}), ref)
 
+    def query_groups(
+        self, sql: str, params: Mapping[str, Any] | None, ref: str, column: str
+    ) -> list[tuple[Any, list[Row]]]:
+        """:meth:`query`'s rows grouped by their value in ``column``, which is dropped from them:
+        one ``(value, rows)`` pair per distinct value, each group's rows in the query's order."""
+        return self._query_groups(sql, dict(params or {}), ref, column)
+
     # -- writing
 
     def commit_changes(
@@ -328,6 +335,15 @@ class Store(ABC):
     def _read_table(self, table: str, ref: str) -> list[Row]: ...
     @abstractmethod
     def _query(self, sql: str, params: dict[str, Any], ref: str) -> list[Row]: ...
+
+    def _query_groups(  # a backend may group in the database instead (DoltStore does)
+        self, sql: str, params: dict[str, Any], ref: str, column: str
+    ) -> list[tuple[Any, list[Row]]]:
+        groups: dict[Any, list[Row]] = {}
+        for row in self._query(sql, params, ref):
+            groups.setdefault(row.pop(column), []).append(row)
+        return list(groups.items())
+
     @abstractmethod
     def _commit_changes(
         self, branch: str, changes: Sequence[ChangeSet], message: str, expected_head: str | None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import logging
 import math
 import os
@@ -26,6 +27,7 @@ from typing import Any
 
 import mysql.connector
 from mysql.connector.abstracts import MySQLConnectionAbstract
+from mysql.connector.constants import FieldFlag, FieldType
 
 from platform_kit import env
 from platform_kit.config import DoltRemote
@@ -86,6 +88,16 @@ _STATEMENT_KIND = re.compile(
     r"(?:INSERT|REPLACE)\s+INTO\s+(?:`[^`]+`|\w+)(?:\.(?:`[^`]+`|\w+))?|SET\s+GLOBAL|\w+)",
     re.I,
 )
+_ORDER_BY = re.compile(r"\border\s+by\b", re.IGNORECASE)
+_PACKED_STRINGS = {FieldType.VARCHAR, FieldType.VAR_STRING, FieldType.STRING}
+_PACKED_INTEGERS = {
+    FieldType.TINY,
+    FieldType.SHORT,
+    FieldType.INT24,
+    FieldType.LONG,
+    FieldType.LONGLONG,
+}
+_BINARY_CHARSET = 63
 USERS_HINT = "an admin runs infra/dolt-users.py, which gives each kit user what its jobs need"
 
 # The kit's bookkeeping, outside the data database: rows no commit, branch or merge touches.
@@ -319,6 +331,56 @@ class DoltStore(Store):
 
     def _query(self, sql: str, params: dict[str, Any], ref: str) -> list[Row]:
         return self._rows(sql, params or None, ref=self.resolve(ref))
+
+    def _query_groups(
+        self, sql: str, params: dict[str, Any], ref: str, column: str
+    ) -> list[tuple[Any, list[Row]]]:
+        commit = self.resolve(ref)
+        packed = None if _ORDER_BY.search(sql) else self._packed_groups(sql, params, commit, column)
+        return packed if packed is not None else super()._query_groups(sql, params, commit, column)
+
+    def _packed_groups(
+        self, sql: str, params: dict[str, Any], commit: str, column: str
+    ) -> list[tuple[Any, list[Row]]] | None:
+        """The groups as Dolt packs them, one JSON document each; None when they cannot be.
+
+        mysql-connector's pure-Python protocol costs about 5 us of CPU per row; ``json.loads``
+        of one document per group, a tenth of that (train reads thousands of rows per model).
+        Only strings and integers travel this way: JSON gives those back exactly as the row
+        protocol does. A derived table may lose its ORDER BY, so ordered queries do not.
+        """
+        conn = self._connect(self._db(commit))
+        try:
+            cur: Any = conn.cursor()
+            cur.execute(f"SELECT * FROM ({sql}) AS t LIMIT 0", params or None)
+            cur.fetchall()
+            fields = list(cur.description or ())
+            names = [str(f[0]) for f in fields]
+            others = [n for n in names if n != column]
+            if (
+                column not in names
+                or not others
+                or len(set(names)) != len(names)
+                or any("`" in n for n in names)
+                or not all(_packable(f) for f in fields)
+            ):
+                return None
+            key, values = f"t.`{column}`", ", ".join(f"t.`{n}`" for n in others)
+            # Grouped by the bytes, as Python groups values: a case-insensitive collation
+            # would put 'A' and 'a' together.
+            cur.execute(
+                f"SELECT ANY_VALUE({key}), JSON_ARRAYAGG(JSON_ARRAY({values})) FROM ({sql}) AS t "
+                f"GROUP BY CAST({key} AS BINARY)",
+                params or None,
+            )
+            return [
+                (value, [dict(zip(others, row, strict=True)) for row in json.loads(packed)])
+                for value, packed in cur.fetchall()
+            ]
+        except mysql.connector.Error:
+            return None  # the plain query, run next, reports what is wrong with it
+        finally:
+            conn.close()
 
     # -- writing
 
@@ -1018,6 +1080,20 @@ def _get_lock(cur: Any, key: str, timeout: float) -> bool:
 def _missing(exc: mysql.connector.Error) -> bool:
     text = str(exc.msg).lower()
     return exc.errno in _MISSING_ERRNOS or "database not found" in text or "table not found" in text
+
+
+def _packable(field: Sequence[Any]) -> bool:
+    """Whether a result column's values come back from JSON as mysql-connector reads them: not
+    DECIMAL (a float in JSON), dates (text), ENUM (its index), SET, JSON, binary or TEXT (which
+    Dolt 1.86 refuses in JSON_ARRAY)."""
+    kind, flags, charset = field[1], field[7], field[8] if len(field) > 8 else None
+    if kind in _PACKED_INTEGERS:
+        return True
+    return (
+        kind in _PACKED_STRINGS
+        and not flags & (FieldFlag.ENUM | FieldFlag.SET)
+        and charset != _BINARY_CHARSET
+    )
 
 
 def _statement(cur: Any) -> str | None:

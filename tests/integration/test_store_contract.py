@@ -23,13 +23,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mysql.connector
 import pytest
 
 import platform_kit.store.dolt as dolt_backend
 from platform_kit.errors import MergeConflictError, RefNotFoundError, StoreError
-from platform_kit.store.base import ChangeSet, Store, TableSchema
+from platform_kit.store.base import ChangeSet, Row, Store, TableSchema
 from platform_kit.store.dolt import DoltStore
 from platform_kit.store.memory import KNOWN_DIFFERENCES, MemoryServer, MemoryStore
 from tests.conftest import Services
@@ -266,6 +267,78 @@ def test_the_queries_models_run(store: Store) -> None:
     assert store.query(counted, None, "main") == [{"n": 1, "c": "acme!"}, {"n": 1, "c": "initech!"}]
     with pytest.raises(StoreError):
         store.query("SELECT nope FROM customers", None, "main")
+
+
+def typed(groups: dict[Any, list[Row]]) -> dict[str, list[list[tuple[str, str]]]]:
+    """Groups with each value's type beside it: 1 == True in Python, not in a fingerprint."""
+    return {
+        repr(key): [[(k, repr(v)) for k, v in r.items()] for r in rows]
+        for key, rows in groups.items()
+    }
+
+
+def grouped_by_hand(store: Store, sql: str, column: str) -> dict[Any, list[Row]]:
+    groups: dict[Any, list[Row]] = {}
+    for r in store.query(sql, None, "main"):
+        groups.setdefault(r.pop(column), []).append(r)
+    return groups
+
+
+GROUPED_QUERIES = [
+    # strings and integers only: Dolt packs each group as JSON
+    "SELECT name AS g, id, n, ok FROM t WHERE n >= 0",
+    "SELECT n % 3 AS g, id, name FROM t",
+    # floats, dates and JSON: read row by row
+    "SELECT ok AS g, id, x, day, at, meta FROM t",
+    # ordered: a derived table may drop the ORDER BY, so read row by row
+    "SELECT n % 2 AS g, id FROM t ORDER BY id DESC",
+]
+
+
+@pytest.mark.parametrize("sql", GROUPED_QUERIES)
+def test_grouped_reads_are_the_query_grouped(store: Store, sql: str) -> None:
+    odd = ["tab\there", "quote ' \" `", "back\\slash", "שלום 😀", "", "new\nline"]
+    rows = [{**row(i, "same" if i < 4 else "r"), "name": text} for i, text in enumerate(odd)]
+    rows += [{**row(6), "name": "same"}, {**{k: None for k in SCHEMA.columns}, "id": "k999"}]
+    store.commit_changes("main", [ChangeSet("t", SCHEMA, inserts=rows)], "odd")
+    expected = grouped_by_hand(store, sql, "g")
+    found = store.query_groups(sql, None, "main", "g")
+    assert len(found) == len(expected)
+    assert typed(dict(found)) == typed(expected)
+
+
+def test_dolt_packs_strings_and_integers_only(request: pytest.FixtureRequest) -> None:
+    """How Dolt reads groups (the memory store groups the query's rows)."""
+    store = dolt(request).dolt()
+    seed(store)
+    commit = store.resolve("main")
+    packed = store._packed_groups("SELECT name AS g, id, n, ok FROM t", {}, commit, "g")
+    assert packed is not None and len(packed) == 5
+    for unpacked in ("SELECT ok AS g, x FROM t", "SELECT ok AS g, day FROM t"):
+        assert store._packed_groups(unpacked, {}, commit, "g") is None
+    with root_connection(store, store.database) as conn:  # the kit makes neither of these
+        cur = conn.cursor()
+        cur.execute(
+            "CREATE TABLE e (id INT PRIMARY KEY, k VARCHAR(5) COLLATE utf8mb4_general_ci, "
+            "kind ENUM('small', 'large'), body LONGTEXT)"
+        )
+        cur.execute(
+            "INSERT INTO e VALUES (1, 'a', 'large', 'x'), (2, 'A', 'small', 'y'), "
+            "(3, 'a', NULL, NULL)"
+        )
+        cur.execute("CALL DOLT_COMMIT('-Am', 'e')")
+    commit = store.resolve("main")
+    for unpacked in ("SELECT k AS g, kind FROM e", "SELECT k AS g, body FROM e"):
+        assert store._packed_groups(unpacked, {}, commit, "g") is None
+    sql = "SELECT k AS g, id FROM e"  # a case-insensitive key: grouped by its exact value
+    assert store._packed_groups(sql, {}, commit, "g") is not None
+    assert typed(dict(store.query_groups(sql, None, "main", "g"))) == {
+        "'a'": [[("id", "1")], [("id", "3")]],
+        "'A'": [[("id", "2")]],
+    }
+    assert typed(
+        dict(store.query_groups("SELECT k AS g, kind, body FROM e", None, "main", "g"))
+    ) == typed(grouped_by_hand(store, "SELECT k AS g, kind, body FROM e", "g"))
 
 
 def test_unknown_ref(store: Store) -> None:
