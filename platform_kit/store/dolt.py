@@ -377,7 +377,8 @@ class DoltStore(Store):
                 (value, [dict(zip(others, row, strict=True)) for row in json.loads(packed)])
                 for value, packed in cur.fetchall()
             ]
-        except mysql.connector.Error:
+        except mysql.connector.Error as exc:
+            log.debug("Dolt did not pack the groups, reading row by row: %s", exc)
             return None  # the plain query, run next, reports what is wrong with it
         finally:
             conn.close()
