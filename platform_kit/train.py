@@ -6,9 +6,9 @@ in worker processes, N at once (:mod:`platform_kit.workers`). While workers trai
 process record finished models (eight MLflow calls per model, of 3 to 15 ms each, so
 bookkeeping overlaps training rather than adding up): a run with params, metrics, tags and
 artifacts, then a version registered only after its artifacts are stored, then the
-``production`` alias when ``promote_if`` passes or no version holds it yet. A failing model is reported and does not stop the others; an
-MLflow server that stays unreachable stops the run (:class:`ServiceError`), since nothing more
-could be recorded.
+``production`` alias when ``promote_if`` passes or no version holds it yet. A failing model is
+reported and does not stop the others; an MLflow server that stays unreachable stops the run
+(:class:`ServiceError`), since nothing more could be recorded.
 
 Interruptions leave nothing half-made: a version is registered only after its artifacts are
 stored, and a run killed between registering a version and moving the alias is finished by the

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from platform_kit.config import Config
 from platform_kit.endpoints import mlflow_uri
@@ -31,6 +31,8 @@ from platform_kit.tracking.registry import (
     VersionInfo,
 )
 from platform_kit.tracking.rest import MlflowRest, or_none, rest_api
+
+Read = TypeVar("Read")
 
 if TYPE_CHECKING:  # mlflow takes a second to import: calls through REST need none of it
     from mlflow.tracking import MlflowClient
@@ -390,7 +392,7 @@ def _param_value(value: Any) -> str:
     return text[:6000]
 
 
-def _read_or_none(read: Callable[[], Any], what: str) -> Any:
+def _read_or_none(read: Callable[[], Read], what: str) -> Read | None:
     """A read through MLflow's client (:func:`call`), None where there is no such thing."""
     return or_none(lambda: call(read, what))
 
