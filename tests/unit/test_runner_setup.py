@@ -14,14 +14,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def test_one_runner_per_gpu_with_its_own_device_and_virtualenv(tmp_path: Path) -> None:
-    result = subprocess.run(
+def setup(tmp_path: Path, *extra: str, gpus: str = "0") -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
         [
             "bash",
             str(ROOT / "infra/runner/setup-runner.sh"),
             "--no-register",
             "--gpus",
-            "0,1",
+            gpus,
             "--cpu-runners",
             "1",
             "--root",
@@ -30,11 +30,16 @@ def test_one_runner_per_gpu_with_its_own_device_and_virtualenv(tmp_path: Path) -
             str(tmp_path / "etc"),
             "--systemd-dir",
             str(tmp_path),
+            *extra,
         ],
         capture_output=True,
         text=True,
         timeout=60,
     )
+
+
+def test_one_runner_per_gpu_with_its_own_device_and_virtualenv(tmp_path: Path) -> None:
+    result = setup(tmp_path, gpus="0,1")
     assert result.returncode == 0, result.stderr
     runners = tmp_path / "runners"
     assert sorted(p.name for p in runners.iterdir()) == ["cpu-0", "gpu-0", "gpu-1"]
@@ -51,30 +56,6 @@ def test_one_runner_per_gpu_with_its_own_device_and_virtualenv(tmp_path: Path) -
     assert f"EnvironmentFile={tmp_path / 'etc'}/runner-%i.env" in unit
     assert f"ExecStart={runners}/%i/run.sh" in unit
     assert "@" not in unit.split("[Service]")[1].replace("%i", "")  # every placeholder filled
-
-
-def setup(tmp_path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [
-            "bash",
-            str(ROOT / "infra/runner/setup-runner.sh"),
-            "--no-register",
-            "--gpus",
-            "0",
-            "--cpu-runners",
-            "1",
-            "--root",
-            str(tmp_path / "runners"),
-            "--etc",
-            str(tmp_path / "etc"),
-            "--systemd-dir",
-            str(tmp_path),
-            *extra,
-        ],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
 
 
 def test_gpu_runners_have_no_docker_and_cpu_runners_do(tmp_path: Path) -> None:

@@ -211,21 +211,9 @@ def test_label_values_are_escaped(server_module: ModuleType, tmp_path: Path) -> 
 
 def test_sigterm_drains_the_request_in_flight_then_exits_0(tmp_path: Path) -> None:
     """The real signal path: server.py as a process, as the image runs it."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER)],
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "training"),
-            "MODELS": str(write_release(tmp_path)),
-            "PORT": str(port),
-            "PLATFORM_KIT_TEST_PREDICT_DELAY": "1.5",
-            "PLATFORM_KIT_GIT_SHA": "b" * 40,
-        },
-        stdout=subprocess.PIPE,
-        text=True,
+    process, url = _serve(
+        tmp_path, PLATFORM_KIT_TEST_PREDICT_DELAY="1.5", PLATFORM_KIT_GIT_SHA="b" * 40
     )
-    url = f"http://127.0.0.1:{port}"
     try:
         _wait(url)
         slow: dict[str, Any] = {}
@@ -264,21 +252,7 @@ def test_sigterm_drains_the_request_in_flight_then_exits_0(tmp_path: Path) -> No
 
 
 def test_a_drain_that_times_out_exits_1(tmp_path: Path) -> None:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, str(SERVER)],
-        env={
-            **os.environ,
-            "PYTHONPATH": str(ROOT / "training"),
-            "MODELS": str(write_release(tmp_path)),
-            "PORT": str(port),
-            "PLATFORM_KIT_TEST_PREDICT_DELAY": "5",
-            "DRAIN_SECONDS": "0.5",
-        },
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    url = f"http://127.0.0.1:{port}"
+    process, url = _serve(tmp_path, PLATFORM_KIT_TEST_PREDICT_DELAY="5", DRAIN_SECONDS="0.5")
     try:
         _wait(url)
         caller = threading.Thread(
@@ -300,6 +274,24 @@ def test_a_drain_that_times_out_exits_1(tmp_path: Path) -> None:
         "drained": False,
         "in_flight": 1,
     }
+
+
+def _serve(tmp_path: Path, **env: str) -> tuple[subprocess.Popen[str], str]:
+    """server.py as a process, as the image runs it, on a release in ``tmp_path``."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, str(SERVER)],
+        env={
+            **os.environ,
+            "PYTHONPATH": str(ROOT / "training"),
+            "MODELS": str(write_release(tmp_path)),
+            "PORT": str(port),
+            **env,
+        },
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return process, f"http://127.0.0.1:{port}"
 
 
 def _ignore(call: Any) -> None:
