@@ -11,9 +11,14 @@ start FAILS the test.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import shlex
 import subprocess
+import tarfile
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -134,3 +139,38 @@ def docker(docker_config: Path, *args: str, stdin: bytes | None = None) -> str:
     )
     assert done.returncode == 0, done.stderr.decode(errors="replace")
     return done.stdout.decode().strip()
+
+
+def docker_login(deployment: ProdDeployment, docker_config: Path) -> Path:
+    """``docker login`` to the deployment's registry, stored in a fresh ``docker_config``."""
+    docker_config.mkdir()
+    docker(
+        docker_config,
+        "login",
+        deployment.registry,
+        "--username",
+        deployment.env["PK_REGISTRY_USERNAME"],
+        "--password-stdin",
+        stdin=deployment.env["PK_REGISTRY_PASSWORD"].encode(),
+    )
+    return docker_config
+
+
+@contextlib.contextmanager
+def pushed_image(docker_config: Path, repository: str) -> Iterator[tuple[str, str]]:
+    """(tag, digest) of a one-file image pushed to ``repository`` with the docker CLI; the local
+    image is removed after."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        data = uuid.uuid4().hex.encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    image = f"{repository}:{uuid.uuid4().hex[:12]}"
+    docker(docker_config, "import", "-", image, stdin=buffer.getvalue())
+    try:
+        docker(docker_config, "push", image)
+        digest = docker(docker_config, "inspect", "--format", "{{index .RepoDigests 0}}", image)
+        yield image.rsplit(":", 1)[1], digest.split("@", 1)[1]
+    finally:
+        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)

@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 import base64
-import io
 import json
-import subprocess
-import tarfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ import pytest
 
 from platform_kit.errors import ReleaseError
 from platform_kit.release.registry import Registry
-from tests.prod import ProdDeployment, docker
+from tests.prod import ProdDeployment, docker_login, pushed_image
 
 REPO = "platform-kit-test/login"
 
@@ -25,19 +22,7 @@ def logged_in(
     prod_deployment: ProdDeployment, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> Path:
     """A fresh docker config holding what `docker login` stored for the registry."""
-    config = tmp_path / "docker"
-    config.mkdir()
-    password = prod_deployment.env["PK_REGISTRY_PASSWORD"].encode()
-    user = prod_deployment.env["PK_REGISTRY_USERNAME"]
-    docker(
-        config,
-        "login",
-        prod_deployment.registry,
-        "--username",
-        user,
-        "--password-stdin",
-        stdin=password,
-    )
+    config = docker_login(prod_deployment, tmp_path / "docker")
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
     return config
 
@@ -45,21 +30,8 @@ def logged_in(
 @pytest.fixture
 def pushed(prod_deployment: ProdDeployment, logged_in: Path) -> Iterator[tuple[str, str]]:
     """(tag, digest) of a one-file image pushed with the docker CLI."""
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = uuid.uuid4().hex.encode()
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    tag = uuid.uuid4().hex[:12]
-    image = f"{prod_deployment.registry}/{REPO}:{tag}"
-    docker(logged_in, "import", "-", image, stdin=buffer.getvalue())
-    try:
-        docker(logged_in, "push", image)
-        repo_digest = docker(logged_in, "inspect", "--format", "{{index .RepoDigests 0}}", image)
-        yield tag, repo_digest.split("@", 1)[1]
-    finally:
-        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
+    with pushed_image(logged_in, f"{prod_deployment.registry}/{REPO}") as pushed:
+        yield pushed
 
 
 def test_digest_after_docker_login(

@@ -22,7 +22,7 @@ from platform_kit.release import DOCKER_CONFIG, DOCKER_LAYER, RELEASE_LOCK
 from platform_kit.release.layers import write_layer
 from platform_kit.release.registry import Registry
 from platform_kit.store.dolt import DoltStore
-from tests.prod import ProdDeployment, docker
+from tests.prod import ProdDeployment, docker, docker_login, pushed_image
 
 REPO = "platform-kit-test/deploy"
 
@@ -33,34 +33,10 @@ def pushed(
 ) -> Iterator[tuple[str, str]]:
     """(tag, digest) of a one-file image pushed with the docker CLI after `docker login`; the
     kit reads the same docker config."""
-    config = tmp_path / "docker"
-    config.mkdir()
-    env = prod_deployment.env
-    docker(
-        config,
-        "login",
-        prod_deployment.registry,
-        "--username",
-        env["PK_REGISTRY_USERNAME"],
-        "--password-stdin",
-        stdin=env["PK_REGISTRY_PASSWORD"].encode(),
-    )
+    config = docker_login(prod_deployment, tmp_path / "docker")
     monkeypatch.setenv("DOCKER_CONFIG", str(config))
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w") as tar:
-        data = uuid.uuid4().hex.encode()
-        info = tarfile.TarInfo("hello.txt")
-        info.size = len(data)
-        tar.addfile(info, io.BytesIO(data))
-    tag = uuid.uuid4().hex[:12]
-    image = f"{prod_deployment.registry}/{REPO}:{tag}"
-    docker(config, "import", "-", image, stdin=buffer.getvalue())
-    try:
-        docker(config, "push", image)
-        digest = docker(config, "inspect", "--format", "{{index .RepoDigests 0}}", image)
-        yield tag, digest.split("@", 1)[1]
-    finally:
-        subprocess.run(["docker", "rmi", "-f", image], capture_output=True, check=False)
+    with pushed_image(config, f"{prod_deployment.registry}/{REPO}") as pushed:
+        yield pushed
 
 
 def test_kit_read_holds_the_release_lock_against_another_runner(
