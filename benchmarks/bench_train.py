@@ -238,7 +238,7 @@ def compare(
     failed = report.failed
     print(
         f"platform-kit train: {kit:.1f}s ({report.count(ModelStatus.TRAINED)} trained, "
-        f"{len(failed)} failed)",
+        f"{sum(r.promoted for r in report.results)} promoted, {len(failed)} failed)",
         flush=True,
     )
     print(
@@ -382,7 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             }
             failed += compare(args, large_config, store, subset, large, rerun=False).failed
         if args.floor:
-            # Every model promoted, as in the first comparison, so the records are the same.
+            # Every model promoted, as in the first comparison (see its line), so the records
+            # are the same.
             bare = {**params, "epochs": 0}
             bare_config = load_config(write_project(root, database, bare, "bare", promote_min=0))
             renamed = {name.replace("intent-", "bare-", 1): rows for name, rows in data.items()}
